@@ -1,0 +1,319 @@
+"""The ``ganforge`` command: parse, validate, call the API. Every verb's ``--help`` has examples."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+from pathlib import Path
+from typing import Callable, Sequence
+
+EXAMPLES = {
+    "train": """
+        ganforge train wgan_gp/demo                     # shipped preset: family/dataset
+        ganforge train wgan_gp/shapes train.steps=2000 runtime.precision=bf16
+        ganforge train configs/my.yaml data.path=/data/anime name=anime64
+        ganforge train wgan_gp/shapes --dry-run         # build, one step per phase, report
+        torchrun --nproc_per_node 2 -m ganforge train wgan_gp/shapes   # DDP, same command""",
+    "resume": """
+        ganforge resume runs/demo                        # continue from the latest checkpoint
+        ganforge resume runs/demo train.steps=5000       # ... and train for longer""",
+    "sample": """
+        ganforge sample runs/demo                        # 8x8 grid of the EMA generator
+        ganforge sample runs/demo --n 16 --seed 3 --weights raw --out grid.png
+        ganforge sample runs/demo --mode images --n 100 --out samples/
+        ganforge sample runs/demo --mode interpolate --steps 10 --rows 4
+        ganforge sample exported/ --n 16                 # an exported model works too""",
+    "export": """
+        ganforge export runs/demo --format safetensors   # -> runs/demo/export/model.safetensors + config.json
+        ganforge export runs/demo --format torchscript --out gen_ts/
+        ganforge export runs/demo --format onnx --weights raw""",
+    "info": """
+        ganforge info                                     # versions, devices, working precisions
+        ganforge info --json""",
+    "data": """
+        ganforge data inspect wgan_gp/image_folder data.path=/data/faces   # count, skipped files, a preview grid
+        ganforge data write shapes --format image_folder --out shapes_png --count 2000 --image-size 64
+        ganforge data write shapes --format cifar --out shapes_cifar --count 1000 --image-size 32 --view class
+        ganforge data pack wgan_gp/image_folder data.path=/data/faces --out faces64.h5""",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    from ganforge import __version__
+
+    p = argparse.ArgumentParser(prog="ganforge", description="Train, sample and export GANs on any machine.",
+                                epilog="Run `ganforge VERB --help` for each verb's examples.")
+    p.add_argument("--version", action="version", version=f"ganforge {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="verb", metavar="VERB")
+
+    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text,
+                              epilog="examples:" + textwrap.dedent(EXAMPLES[name]),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    t = verb("train", "Train a new run from a preset (file or shipped family/dataset name).")
+    t.add_argument("preset", help="YAML file or shipped preset such as wgan_gp/shapes")
+    t.add_argument("overrides", nargs="*", help="key=value with dotted keys, e.g. train.steps=500")
+    t.add_argument("--dry-run", action="store_true", help="build, run one step of every phase, report, write nothing")
+
+    r = verb("resume", "Continue a run from its latest checkpoint.")
+    r.add_argument("run", help="run folder (runs/NAME)")
+    r.add_argument("overrides", nargs="*", help="key=value, e.g. train.steps=20000")
+
+    s = verb("sample", "Generate images from a run, checkpoint or exported model.")
+    s.add_argument("source", help="run folder, checkpoint .pt, or export folder")
+    s.add_argument("--mode", choices=["grid", "images", "interpolate"], default="grid")
+    s.add_argument("--n", type=int, default=64, help="images (grid/images)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--weights", choices=["ema", "raw"], default="ema")
+    s.add_argument("--steps", type=int, default=8, help="interpolation steps per row")
+    s.add_argument("--rows", type=int, default=4, help="interpolation rows")
+    s.add_argument("--out", help="output file (grid, interpolate) or folder (images)")
+    s.add_argument("--device", default="cpu")
+
+    e = verb("export", "Export the generator as safetensors, TorchScript or ONNX.")
+    e.add_argument("source", help="run folder or checkpoint .pt")
+    e.add_argument("--format", choices=["safetensors", "torchscript", "onnx"], default="safetensors")
+    e.add_argument("--weights", choices=["ema", "raw"], default="ema")
+    e.add_argument("--out", help="output folder (default: RUN/export/FORMAT)")
+
+    i = verb("info", "Show versions, devices and the precisions that work on this machine.")
+    i.add_argument("--json", action="store_true")
+
+    d = verb("data", "Inspect a dataset, write the built-in shapes in a real format, or pack to HDF5.")
+    dsub = d.add_subparsers(dest="action", metavar="ACTION", required=True)
+    di = dsub.add_parser("inspect", help="count images, list skipped files, save a preview grid")
+    di.add_argument("preset")
+    di.add_argument("overrides", nargs="*")
+    di.add_argument("--preview", help="PNG path for a grid of the first 64 images")
+    dw = dsub.add_parser("write", help="write the built-in shapes as image_folder, cifar or hdf5")
+    dw.add_argument("dataset", choices=["shapes"])
+    dw.add_argument("--format", choices=["image_folder", "cifar", "hdf5"], required=True)
+    dw.add_argument("--out", required=True)
+    dw.add_argument("--count", type=int, default=1000)
+    dw.add_argument("--image-size", type=int, default=64)
+    dw.add_argument("--view", choices=["unconditional", "class"], default="unconditional")
+    dp = dsub.add_parser("pack", help="decode a configured dataset into one HDF5 file")
+    dp.add_argument("preset")
+    dp.add_argument("overrides", nargs="*")
+    dp.add_argument("--out", required=True)
+    return p
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ganforge.config import load_config
+    from ganforge.train.trainer import Trainer, train
+
+    cfg = load_config(args.preset, args.overrides)
+    if args.dry_run:
+        report = Trainer(cfg, run_dir=None).dry_run()
+        _print_dry_run(report)
+        return 0
+    result = train(cfg)
+    return _report(result)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from ganforge.train.trainer import resume
+
+    return _report(resume(args.run, args.overrides))
+
+
+def _report(result) -> int:
+    from ganforge.runtime.distributed import env_info, shutdown
+
+    shutdown()
+    if not env_info().is_main:
+        return 0
+    samples = sorted((result.run_dir / "samples").glob("*.png")) if result.run_dir else []
+    print(f"{result.status} at step {result.step}: run folder {result.run_dir}")
+    if result.checkpoint:
+        print(f"  checkpoint: {result.checkpoint}")
+    if samples:
+        print(f"  samples:    {samples[-1]}")
+    if result.status == "interrupted":
+        print(f"  continue with: ganforge resume {result.run_dir}")
+        return 130
+    return 0
+
+
+def _print_dry_run(report: dict) -> None:
+    mib = report["peak_memory_bytes"]
+    print(f"dry run on {report['device']} ({report['precision']}), {report['world_size']} process(es), "
+          f"micro-batch {report['local_batch']} x accumulation {report['grad_accum']}")
+    for name, count in report["parameters"].items():
+        print(f"  {name}: {count:,} parameters")
+    print("  phases: " + ", ".join(f"{n} (updates {net}, x{rep}, every {ev})" for n, net, rep, ev in report["phases"]))
+    for net, rows in report["shapes"].items():
+        print(f"  {net} module outputs:")
+        for mod, kind, shape in rows:
+            print(f"    {mod:<14} {kind:<22} {shape}")
+    print(f"  losses: " + ", ".join(f"{k}={v:.4g}" for k, v in report["losses"].items()))
+    print(f"  step time: {report['step_s']:.3f} s (first step, with warm-up: {report['first_step_s']:.3f} s)")
+    print(f"  peak memory: {mib / 2**20:.0f} MiB" if mib else "  peak memory: not measurable here")
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from ganforge.load import load
+    from ganforge.sample import generate, interpolate_inputs, save_grid, save_images
+
+    gen = load(args.source, weights=args.weights, device=args.device)
+    src = Path(args.source)
+    base = src if src.is_dir() else src.parent
+    if args.mode == "interpolate":
+        rows = []
+        for r in range(args.rows):
+            a, b = gen.make_inputs(1, args.seed * 1000 + 2 * r), gen.make_inputs(1, args.seed * 1000 + 2 * r + 1)
+            rows.append(interpolate_inputs(a, b, args.steps))
+        inputs = [torch.cat(parts) for parts in zip(*rows)]
+        out = Path(args.out or base / "samples" / f"interpolate-seed{args.seed}.png")
+        save_grid(generate(gen, inputs, gen_device(gen)), out, nrow=args.steps)
+    elif args.mode == "images":
+        out = Path(args.out or base / "samples" / f"images-seed{args.seed}")
+        save_images(generate(gen, gen.make_inputs(args.n, args.seed), gen_device(gen)), out)
+    else:
+        out = Path(args.out or base / "samples" / f"grid-seed{args.seed}.png")
+        save_grid(generate(gen, gen.make_inputs(args.n, args.seed), gen_device(gen)), out)
+    print(f"wrote {out}")
+    return 0
+
+
+def gen_device(gen) -> "torch.device":  # noqa: F821
+    return next(gen.parameters()).device
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ganforge.export import export_generator
+    from ganforge.load import load
+
+    gen = load(args.source, weights=args.weights)
+    src = Path(args.source)
+    run = src if src.is_dir() else src.parent.parent
+    out = Path(args.out) if args.out else run / "export" / args.format
+    path = export_generator(gen, out, args.format)
+    print(f"wrote {path} (+ {path.parent / 'config.json'})")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    import platform
+
+    import torch
+
+    from ganforge import __version__
+    from ganforge.registry import dataset_names, family_names
+    from ganforge.runtime.device import accelerator_type
+    from ganforge.runtime.precision import supported_precisions
+
+    acc = accelerator_type()
+    devices = ["cpu"]
+    if acc is not None:
+        count = torch.accelerator.device_count() if hasattr(torch, "accelerator") else 1
+        devices += [f"{acc}:{i}" for i in range(count)]
+    info = {
+        "ganforge": __version__, "python": platform.python_version(), "platform": platform.platform(),
+        "torch": torch.__version__, "cpu_threads": torch.get_num_threads(), "accelerator": acc or "none",
+        "devices": devices,
+        "precisions": {d: supported_precisions(torch.device(d)) for d in devices},
+        "distributed_backends": [b for b in ("gloo", "nccl", "mpi") if getattr(torch.distributed, f"is_{b}_available", lambda: False)()],
+        "families": family_names(), "datasets": dataset_names(),
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key, value in info.items():
+        if key == "precisions":
+            for dev, res in value.items():
+                print(f"precision on {dev}: " + ", ".join(f"{k} {v}" for k, v in res.items()))
+        else:
+            print(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from ganforge.config import load_config
+    from ganforge.data import build_dataset, write_dataset
+    from ganforge.data.hdf5 import pack_hdf5
+    from ganforge.data.shapes import ShapesDataset
+
+    if args.action == "write":
+        ds = ShapesDataset(length=args.count, image_size=args.image_size, view=args.view)
+        out = write_dataset(ds, args.format if args.format != "hdf5" else "hdf5",
+                            Path(args.out) / "shapes.h5" if args.format == "hdf5" and not args.out.endswith((".h5", ".hdf5"))
+                            else Path(args.out))
+        print(f"wrote {args.count} shapes images ({args.view}) as {args.format}: {out}")
+        return 0
+    cfg = load_config(args.preset, args.overrides)
+    ds = build_dataset(cfg.data, cfg.runtime.seed)
+    if args.action == "pack":
+        print(f"packed {len(ds)} images: {pack_hdf5(ds, Path(args.out))}")
+        return 0
+    print(f"dataset {cfg.data.name}: {len(ds)} images at {cfg.data.image_size}px, {ds.num_classes} classes")
+    skipped = getattr(ds, "skipped", {})
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable file(s):")
+        for rel, reason in list(skipped.items())[:20]:
+            print(f"  {rel}: {reason}")
+    if args.preview:
+        import torch
+
+        from ganforge.sample import save_grid
+
+        images = torch.stack([ds.get(i)["image"] for i in range(min(64, len(ds)))])
+        print(f"preview: {save_grid(images, Path(args.preview))}")
+    return 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "train": _train, "resume": _resume, "sample": _sample, "export": _export, "info": _info, "data": _data,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ganforge`` console script; returns the exit code."""
+    parser = _parser()
+    # key=value overrides may come after options (`train P --dry-run a=1`): argparse's subparsers
+    # leave such trailing positionals unparsed, so collect them here.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = list(args.overrides) + extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.verb is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from ganforge.config import ConfigError
+    from ganforge.data.images import DataError
+    from ganforge.registry import RegistryError
+    from ganforge.train.checkpoint import CheckpointError
+    from ganforge.train.trainer import TrainingDiverged
+
+    try:
+        return HANDLERS[args.verb](args)
+    except (ConfigError, DataError, RegistryError, CheckpointError, FileExistsError, FileNotFoundError) as err:
+        print(f"ganforge {args.verb}: error: {err}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        print(f"ganforge {args.verb}: training diverged: {err}", file=sys.stderr)
+        return 3
+    except ValueError as err:  # device, batch split and other validation errors raised before work
+        if args.verbose:
+            raise
+        print(f"ganforge {args.verb}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

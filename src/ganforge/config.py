@@ -1,0 +1,344 @@
+"""Typed run configuration: defaults <- YAML preset <- ``key=value`` overrides.
+
+Every section is a dataclass. Raw dictionaries are validated against the dataclass field types
+before any work starts: an unknown key names its full path and the closest valid key, a wrong type
+or an out-of-range value names the key, the value and what would be valid.
+
+Range limits live in field metadata (``ge``, ``gt``, ``le``) so the rule sits next to the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type, or out of range."""
+
+
+def _range(ge: float | None = None, gt: float | None = None, le: float | None = None) -> dict:
+    return {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le)) if v is not None}
+
+
+def positive(default: Any, **kw: Any) -> Any:
+    """A field whose value must be > 0."""
+    return field(default=default, metadata=_range(gt=0), **kw)
+
+
+def non_negative(default: Any, **kw: Any) -> Any:
+    """A field whose value must be >= 0."""
+    return field(default=default, metadata=_range(ge=0), **kw)
+
+
+def bounded(default: Any, ge: float | None = None, gt: float | None = None, le: float | None = None) -> Any:
+    """A field with explicit bounds."""
+    return field(default=default, metadata=_range(ge=ge, gt=gt, le=le))
+
+
+@dataclass
+class DataConfig:
+    """Where images come from and how they are shaped.
+
+    ``name`` picks a registered dataset: ``shapes`` (built-in, procedural), ``image_folder``,
+    ``cifar``, ``hdf5``. Keys that a dataset does not use are ignored by it.
+    """
+
+    name: str = "shapes"
+    path: str | None = None  # folder or file; required by every dataset but `shapes`
+    image_size: int = positive(64)
+    channels: Literal[1, 3] = 3
+    view: Literal["unconditional", "class"] = "unconditional"  # shapes: which labels come along
+    length: int = positive(20000)  # shapes: number of distinct images
+    max_objects: int = bounded(2, ge=1, le=4)  # shapes: objects per image (unconditional view)
+    classes: bool = False  # image_folder: first-level sub-folders are class labels
+    crop: Literal["center", "random"] = "center"
+    flip: bool = False  # random horizontal flip
+    in_memory: bool = False  # decode every image once and keep uint8 tensors in RAM
+    strict: bool = False  # fail on the first unreadable file instead of skipping it
+    split: Literal["train", "test"] = "train"  # cifar
+    num_workers: int | Literal["auto"] = "auto"
+
+
+@dataclass
+class EmaConfig:
+    """Exponential moving average of the generator's weights."""
+
+    enabled: bool = False
+    decay: float = bounded(0.999, ge=0.0, le=1.0)
+    start: int = non_negative(0)  # before this step the EMA copies the weights
+
+
+@dataclass
+class TrainConfig:
+    """The loop: how long, how big, how often things are logged and saved."""
+
+    steps: int = positive(10000)  # generator updates
+    batch_size: int = positive(64)  # global batch, split over ranks and accumulation steps
+    grad_accum: int = positive(1)
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    lr_decay_start: int = non_negative(0)  # linear: decay from here to zero at `steps`
+    ema: EmaConfig = field(default_factory=EmaConfig)
+    log_every: int = positive(50)
+    sample_every: int = positive(500)
+    ckpt_every: int = positive(1000)
+    keep_last: int = positive(3)  # checkpoints kept on disk
+    sample_count: int = positive(64)  # images in the periodic grid
+    progress: bool = True
+    tensorboard: bool = True
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how the math runs."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps | xpu | npu | ...
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    seed: int = non_negative(0)
+    deterministic: bool = False
+    threads: int | None = None  # intra-op CPU threads; None keeps PyTorch's choice
+    channels_last: bool = False
+    dist_timeout_s: int = positive(600)  # a lost rank stops the others after this
+
+
+@dataclass
+class RunConfig:
+    """One training run. ``model`` and ``recipe`` are typed by the family's registration."""
+
+    family: str
+    name: str | None = None
+    out_dir: str = "runs"
+    model: Any = None
+    recipe: Any = None
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+# ----------------------------------------------------------------------------------------------
+# validation
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    """Return ``value`` as type ``tp`` or raise ConfigError naming ``path``."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping of {tp.__name__} keys, got {value!r}")
+        return from_dict(tp, value, path)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(tp):
+            try:
+                return _convert(value, arg, path)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(f"{path}: {value!r} is not a valid {_type_name(tp)}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value in choices and type(value) in {type(c) for c in choices}:
+            return value
+        raise ConfigError(f"{path}: {value!r} is not one of {', '.join(repr(c) for c in choices)}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{path}: expected null, got {value!r}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"{path}: expected {len(args)} values, got {len(value)}: {value!r}")
+            return tuple(_convert(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        inner = args[0] if args else Any
+        items = [_convert(v, inner, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{path}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{path}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{path}: expected a string, got {value!r}")
+    raise ConfigError(f"{path}: unsupported field type {tp!r}")
+
+
+def _check_range(value: Any, meta: typing.Mapping[str, Any], path: str) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if "ge" in meta and value < meta["ge"]:
+        raise ConfigError(f"{path}: {value!r} is out of range; it must be >= {meta['ge']}")
+    if "gt" in meta and value <= meta["gt"]:
+        raise ConfigError(f"{path}: {value!r} is out of range; it must be > {meta['gt']}")
+    if "le" in meta and value > meta["le"]:
+        raise ConfigError(f"{path}: {value!r} is out of range; it must be <= {meta['le']}")
+
+
+def unknown_key_error(key: str, valid: typing.Iterable[str], path: str) -> ConfigError:
+    """The error for a key that is not in ``valid``, with the closest valid spelling."""
+    valid = sorted(valid)
+    full = f"{path}.{key}" if path else key
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f"; did you mean '{(path + '.') if path else ''}{close[0]}'?" if close else ""
+    return ConfigError(f"unknown key '{full}'{hint} Valid keys here: {', '.join(valid)}")
+
+
+def from_dict(cls: type, data: dict[str, Any], path: str = "") -> Any:
+    """Build dataclass ``cls`` from a raw mapping, validating every key, type and range."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise unknown_key_error(str(key), fields, path)
+    kwargs = {}
+    for name, value in data.items():
+        sub = f"{path}.{name}" if path else name
+        converted = _convert(value, hints[name], sub)
+        _check_range(converted, fields[name].metadata, sub)
+        kwargs[name] = converted
+    missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{path or 'config'}: missing required key(s): {', '.join(missing)}")
+    obj = cls(**kwargs)
+    # Defaults are checked too, so a preset cannot hide a bad default behind a valid type.
+    for name, f in fields.items():
+        _check_range(getattr(obj, name), f.metadata, f"{path}.{name}" if path else name)
+    return obj
+
+
+def to_dict(obj: Any) -> Any:
+    """A plain-data (YAML/JSON friendly) copy of a config dataclass."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+# ----------------------------------------------------------------------------------------------
+# presets and overrides
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into (["a","b","c"], parsed value); values are parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. train.steps=100)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: cannot parse value {raw!r}: {err}") from None
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: typing.Sequence[str]) -> dict[str, Any]:
+    """Set dotted keys in a raw config mapping (validation happens later, in one place)."""
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for i, k in enumerate(keys[:-1]):
+            child = node.get(k)
+            if child is None:
+                child = node[k] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: '{'.'.join(keys[: i + 1])}' is a value, not a section")
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+def list_presets() -> list[str]:
+    """Names like ``wgan_gp/shapes`` for every preset shipped with the package."""
+    return sorted(f"{p.parent.name}/{p.stem}" for p in PRESET_DIR.glob("*/*.yaml"))
+
+
+def read_preset(spec: str | Path) -> dict[str, Any]:
+    """Read a preset by file path or by shipped name (``family/dataset``)."""
+    path = Path(spec)
+    if not path.is_file():
+        shipped = PRESET_DIR / f"{spec}.yaml"
+        if shipped.is_file():
+            path = shipped
+        else:
+            names = list_presets()
+            close = difflib.get_close_matches(str(spec), names, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"preset '{spec}' is neither a file nor a shipped preset.{hint} "
+                              f"Shipped presets: {', '.join(names)}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def resolve(raw: dict[str, Any]) -> RunConfig:
+    """Validate a raw mapping into a RunConfig with the family's typed sections."""
+    from ganforge.registry import get_family  # late: families register on import
+
+    raw = dict(raw)
+    if "family" not in raw:
+        raise ConfigError("config: missing required key 'family' (e.g. family: wgan_gp)")
+    spec = get_family(raw["family"])
+    model = raw.pop("model", None) or {}
+    recipe = raw.pop("recipe", None) or {}
+    cfg = from_dict(RunConfig, raw)
+    cfg.model = _convert(model, spec.model_config, "model")
+    cfg.recipe = _convert(recipe, spec.recipe_config, "recipe")
+    spec.check(cfg)
+    return cfg
+
+
+def load_config(preset: str | Path | None, overrides: typing.Sequence[str] = ()) -> RunConfig:
+    """defaults <- preset <- overrides, validated."""
+    raw = read_preset(preset) if preset is not None else {}
+    return resolve(apply_overrides(raw, overrides))
+
+
+def save_config(cfg: RunConfig, path: Path) -> None:
+    """Write the resolved config as YAML (re-loadable with ``resolve``)."""
+    from ganforge.train.checkpoint import atomic_write_bytes
+
+    text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,165 @@
+"""Datasets (each returns dicts of named tensors) and the loader that feeds the trainer.
+
+Every dataset has ``__len__``, ``get(index, rng) -> {"image": (C,H,W) in [-1,1], "label"?: long}``
+and ``num_classes`` (0 when unlabelled).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ganforge.config import DataConfig
+from ganforge.data.cifar import CifarDataset, write_cifar
+from ganforge.data.hdf5 import HDF5Dataset, pack_hdf5
+from ganforge.data.image_folder import ImageFolderDataset
+from ganforge.data.images import DataError
+from ganforge.data.sampler import InfiniteShardedSampler, SeededDataset
+from ganforge.data.shapes import ShapesDataset
+from ganforge.registry import get_dataset_builder, register_dataset
+
+__all__ = ["DataError", "build_dataset", "build_loader", "BatchStream", "auto_num_workers", "write_dataset",
+           "ShapesDataset", "ImageFolderDataset", "CifarDataset", "HDF5Dataset"]
+
+
+def _need_path(cfg: DataConfig) -> str:
+    if not cfg.path:
+        raise DataError(f"data.path is required for dataset '{cfg.name}' (e.g. data.path=/data/celeba)")
+    return cfg.path
+
+
+@register_dataset("shapes")
+def _shapes(cfg: DataConfig, seed: int) -> ShapesDataset:
+    # The dataset's content is fixed (seed 0) so every run and the oracle see the same images;
+    # the run's seed only changes the order and the augmentation.
+    return ShapesDataset(length=cfg.length, image_size=cfg.image_size, channels=cfg.channels, view=cfg.view,
+                         max_objects=cfg.max_objects, seed=0, flip=cfg.flip)
+
+
+@register_dataset("image_folder")
+def _image_folder(cfg: DataConfig, seed: int) -> ImageFolderDataset:
+    return ImageFolderDataset(_need_path(cfg), image_size=cfg.image_size, channels=cfg.channels, classes=cfg.classes,
+                              crop=cfg.crop, flip=cfg.flip, in_memory=cfg.in_memory, strict=cfg.strict)
+
+
+@register_dataset("cifar")
+def _cifar(cfg: DataConfig, seed: int) -> CifarDataset:
+    return CifarDataset(_need_path(cfg), split=cfg.split, image_size=cfg.image_size, channels=cfg.channels,
+                        flip=cfg.flip, classes=cfg.view == "class" or cfg.classes)
+
+
+@register_dataset("hdf5")
+def _hdf5(cfg: DataConfig, seed: int) -> HDF5Dataset:
+    return HDF5Dataset(_need_path(cfg), image_size=cfg.image_size, crop=cfg.crop, flip=cfg.flip)
+
+
+def build_dataset(cfg: DataConfig, seed: int = 0) -> Any:
+    """The dataset named by ``cfg.name``."""
+    return get_dataset_builder(cfg.name)(cfg, seed)
+
+
+def auto_num_workers() -> int:
+    """Worker processes that are safe and useful here.
+
+    0 where a worker process would break: an interactive session under the ``spawn`` start method
+    (Windows, macOS) cannot re-import ``__main__``. Otherwise one core is left for the training
+    step, at most 4 workers.
+    """
+    import multiprocessing as mp
+
+    main = sys.modules.get("__main__")
+    interactive = main is None or not getattr(main, "__file__", None)
+    if interactive and mp.get_start_method(allow_none=True) in (None, "spawn", "forkserver") and sys.platform != "linux":
+        return 0
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def _worker_init(worker_id: int) -> None:
+    # Keep a worker from oversubscribing the cores that the training step is using.
+    torch.set_num_threads(1)
+
+
+class BatchStream:
+    """An endless iterator of batches that knows its position in the global sample stream.
+
+    ``position`` counts global samples consumed by the trainer (not prefetched by workers), so a
+    checkpoint records exactly where to restart.
+    """
+
+    def __init__(self, dataset: Any, local_batch: int, world_size: int, rank: int, seed: int, num_workers: int,
+                 pin_memory: bool, start: int = 0, mp_context: str | None = None):
+        self.dataset, self.local_batch, self.world_size = dataset, local_batch, world_size
+        self.global_batch = local_batch * world_size
+        self.position = start
+        sampler = InfiniteShardedSampler(len(dataset), self.global_batch, rank, world_size, seed, start=start)
+        kwargs: dict[str, Any] = {}
+        if num_workers > 0:
+            kwargs = dict(persistent_workers=True, prefetch_factor=4, worker_init_fn=_worker_init,
+                          multiprocessing_context=mp_context)
+        self.loader = DataLoader(SeededDataset(dataset), batch_size=local_batch, sampler=sampler,
+                                 num_workers=num_workers, pin_memory=pin_memory, drop_last=False, **kwargs)
+        self._it: Iterator | None = None
+
+    def __iter__(self) -> "BatchStream":
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        if self._it is None:
+            self._it = iter(self.loader)
+        batch = next(self._it)
+        self.position += self.global_batch
+        return batch
+
+    def close(self) -> None:
+        # Drops the iterator so persistent workers exit now, not at interpreter shutdown.
+        self._it = None
+
+
+def build_loader(dataset: Any, cfg: DataConfig, local_batch: int, world_size: int = 1, rank: int = 0,
+                 seed: int = 0, start: int = 0, device: torch.device | None = None) -> BatchStream:
+    """A BatchStream over ``dataset`` with ``cfg.num_workers`` (``auto`` picks a safe number)."""
+    workers = auto_num_workers() if cfg.num_workers == "auto" else int(cfg.num_workers)
+    if cfg.in_memory or isinstance(dataset, CifarDataset):
+        workers = 0 if cfg.num_workers == "auto" else workers  # nothing to decode: workers only add IPC
+    pin = device is not None and device.type == "cuda"
+    return BatchStream(dataset, local_batch, world_size, rank, seed, workers, pin, start)
+
+
+def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True) -> Path:
+    """Write ``dataset`` to disk as ``image_folder`` (PNG, class sub-folders when labelled), ``cifar``
+    (32x32 python batches) or ``hdf5``. Lets the real loaders be exercised by the built-in data."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    n = len(dataset)
+
+    def uint8(i: int) -> tuple[np.ndarray, int]:
+        item = dataset.get(i)
+        arr = ((item["image"].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+        return arr, int(item.get("label", torch.tensor(0)))
+
+    if fmt == "hdf5":
+        return pack_hdf5(dataset, out, progress)
+    if fmt == "image_folder":
+        for i in tqdm(range(n), desc="writing PNGs", disable=not progress):
+            arr, label = uint8(i)
+            folder = out / f"class_{label:03d}" if dataset.num_classes else out
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(folder / f"{i:06d}.png")
+        return out
+    if fmt == "cifar":
+        if getattr(dataset, "image_size", 32) != 32:
+            raise DataError("the cifar format holds 32x32 images; write with --image-size 32")
+        pairs = [uint8(i) for i in tqdm(range(n), desc="rendering", disable=not progress)]
+        images = np.stack([p[0] for p in pairs])
+        if images.shape[3] == 1:
+            images = np.repeat(images, 3, axis=3)
+        write_cifar(out, images, np.asarray([p[1] for p in pairs]))
+        return out
+    raise DataError(f"format '{fmt}' is not one of image_folder, cifar, hdf5")

@@ -1,0 +1,90 @@
+"""Decode real-world image files into uint8 arrays of one mode and one size.
+
+Handles what breaks research loaders: grayscale, RGBA/LA (composited on white), palette images with
+transparency, 16-bit and 32-bit integer images (rescaled, not clipped), CMYK, EXIF orientation,
+and mixed sizes (resize of the shorter side, then center or random crop).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+class DataError(ValueError):
+    """A dataset cannot be used as configured; the message names the path and the fix."""
+
+
+def to_mode(img: Image.Image, channels: int) -> Image.Image:
+    """Convert any PIL image to 'RGB' (channels=3) or 'L' (channels=1) without clipping or black alpha."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img).astype(np.float64)
+        # 16-bit files hold 0..65535; PIL's convert('L') would clip them to 255 (white images).
+        peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        img = Image.fromarray(np.clip(np.round(arr / peak * 255.0), 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img.convert("RGBA"))
+    target = "RGB" if channels == 3 else "L"
+    return img.convert(target) if img.mode != target else img
+
+
+def resize_shorter(img: Image.Image, size: int) -> Image.Image:
+    """Resize so the shorter side equals ``size`` (antialiased), keeping the aspect ratio."""
+    w, h = img.size
+    if min(w, h) == size:
+        return img
+    scale = size / min(w, h)
+    new = (max(size, round(w * scale)), max(size, round(h * scale)))
+    return img.resize(new, Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+def crop_square(arr: np.ndarray, size: int, mode: str, rng: np.random.Generator | None) -> np.ndarray:
+    """Crop an (H, W, C) array to (size, size, C), centered or at a position drawn from ``rng``."""
+    h, w = arr.shape[:2]
+    if mode == "random" and rng is not None:
+        top = int(rng.integers(0, h - size + 1))
+        left = int(rng.integers(0, w - size + 1))
+    else:
+        top, left = (h - size) // 2, (w - size) // 2
+    return arr[top:top + size, left:left + size]
+
+
+def decode_file(path: str | Path, channels: int, size: int | None) -> np.ndarray:
+    """Read ``path`` into a uint8 (H, W, C) array, shorter side resized to ``size`` when given."""
+    with Image.open(path) as img:
+        img = to_mode(img, channels)
+        if size is not None:
+            img = resize_shorter(img, size)
+        arr = np.asarray(img, dtype=np.uint8)
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def to_tensor(arr: np.ndarray, size: int, crop: str, flip: bool, rng: np.random.Generator | None) -> torch.Tensor:
+    """uint8 (H, W, C) -> float (C, size, size) in [-1, 1], cropped and optionally flipped."""
+    arr = crop_square(arr, size, crop, rng)
+    if flip and rng is not None and rng.random() < 0.5:
+        arr = arr[:, ::-1]
+    # PIL's buffers are read-only; np.array copies into a writable, contiguous array.
+    t = torch.from_numpy(np.array(arr, dtype=np.uint8, order="C")).permute(2, 0, 1).float()
+    return t.div_(127.5).sub_(1.0)
+
+
+def check_header(path: Path) -> str | None:
+    """None if ``path`` opens as an image, else a short reason (zero bytes, not an image, ...)."""
+    try:
+        if path.stat().st_size == 0:
+            return "empty file (0 bytes)"
+        with Image.open(path) as img:
+            img.size  # noqa: B018 - reading the header is the check
+        return None
+    except Exception as err:  # PIL raises many types; each is "unreadable" to us
+        return f"{type(err).__name__}: {err}"

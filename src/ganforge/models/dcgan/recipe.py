@@ -1,0 +1,103 @@
+"""Training recipes on the DCGAN architecture: ``dcgan`` (BCE) and ``wgan_gp`` (Wasserstein + GP).
+
+Defaults follow the papers. DCGAN: Adam(lr 2e-4, betas 0.5/0.999), one D update per G update, batch
+norm in both networks. WGAN-GP (Algorithm 1): Adam(lr 1e-4, betas 0/0.9), n_critic 5, lambda 10,
+a critic without batch norm (layer norm by default), the penalty on random interpolates of real and
+fake images, computed in fp32 even under mixed precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from ganforge.config import ConfigError, RunConfig, non_negative, positive
+from ganforge.losses import discriminator_loss, generator_loss, gradient_penalty
+from ganforge.models.dcgan.networks import DcganDiscriminator, DcganGenerator, DcganModelConfig
+from ganforge.registry import FamilySpec, register_family
+from ganforge.train.phases import Phase, Recipe, RecipeContext
+
+
+@dataclass
+class DcganRecipeConfig:
+    """Loss and optimizer settings of the DCGAN recipe."""
+
+    loss: Literal["bce", "hinge", "wgan"] = "bce"
+    gp_lambda: float = non_negative(0.0)  # > 0 adds the WGAN-GP gradient penalty
+    n_critic: int = positive(1)  # discriminator updates per generator update
+    lr_g: float = positive(2e-4)
+    lr_d: float = positive(2e-4)
+    betas: tuple[float, float] = (0.5, 0.999)
+
+
+@dataclass
+class WganGpModelConfig(DcganModelConfig):
+    d_norm: Literal["batch", "instance", "layer", "none"] = "layer"
+
+
+@dataclass
+class WganGpRecipeConfig(DcganRecipeConfig):
+    loss: Literal["bce", "hinge", "wgan"] = "wgan"
+    gp_lambda: float = non_negative(10.0)
+    n_critic: int = positive(5)
+    lr_g: float = positive(1e-4)
+    lr_d: float = positive(1e-4)
+    betas: tuple[float, float] = field(default=(0.0, 0.9))
+
+
+def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
+    """Networks, Adam optimizers and the two phases (D x n_critic, then G)."""
+    m, r = cfg.model, cfg.recipe
+    G = ctx.place(DcganGenerator(m))
+    D = ctx.place(DcganDiscriminator(m))
+    opt_g = torch.optim.Adam(G.parameters(), lr=r.lr_g, betas=r.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=r.lr_d, betas=r.betas)
+    prec, n = ctx.precision, ctx.local_batch
+
+    def d_step(batch):
+        real = ctx.images(batch)
+        z = ctx.randn(n, m.z_dim)
+        with torch.no_grad(), prec.autocast():  # the D update needs no graph through G
+            fake = G(z)
+        with prec.autocast():
+            d_real, d_fake = D(real), D(fake)
+        loss = discriminator_loss(d_real, d_fake, r.loss)
+        parts = {"real": d_real.float().mean(), "fake": d_fake.float().mean()}
+        if r.gp_lambda > 0:
+            alpha = ctx.rand(n, 1, 1, 1)
+            with prec.full_precision():
+                gp = gradient_penalty(D, real.float(), fake.float(), alpha)
+            loss = loss + r.gp_lambda * gp
+            parts["gp"] = gp.detach()
+        if r.loss == "wgan":
+            parts["wasserstein"] = (parts["real"] - parts["fake"]).detach()
+        return loss, parts
+
+    def g_step(batch):
+        z = ctx.randn(n, m.z_dim)
+        with prec.autocast():
+            out = D(G(z))
+        return generator_loss(out, r.loss), {}
+
+    return Recipe(networks={"G": G, "D": D}, optimizers={"G": opt_g, "D": opt_d},
+                  phases=[Phase("D", "D", d_step, repeats=r.n_critic),
+                          Phase("G", "G", g_step, needs_batch=False)])
+
+
+def check(cfg: RunConfig) -> None:
+    """Cross-section rules, checked before any work."""
+    m, d = cfg.model, cfg.data
+    if m.image_size != d.image_size:
+        raise ConfigError(f"model.image_size={m.image_size} and data.image_size={d.image_size} differ; "
+                          f"set both (e.g. model.image_size={d.image_size})")
+    if m.channels != d.channels:
+        raise ConfigError(f"model.channels={m.channels} and data.channels={d.channels} differ; set both")
+    if cfg.recipe.gp_lambda > 0 and m.d_norm == "batch":
+        raise ConfigError("model.d_norm=batch cannot be used with a gradient penalty (recipe.gp_lambda > 0): "
+                          "batch norm mixes the samples the penalty treats one by one. Use layer, instance or none.")
+
+
+register_family(FamilySpec("dcgan", DcganModelConfig, DcganRecipeConfig, build_recipe, DcganGenerator, check))
+register_family(FamilySpec("wgan_gp", WganGpModelConfig, WganGpRecipeConfig, build_recipe, DcganGenerator, check))

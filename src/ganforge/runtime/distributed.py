@@ -1,0 +1,118 @@
+"""torchrun integration: process groups, gradient averaging, rank-0-only writes.
+
+We average gradients with one flattened ``all_reduce`` per optimizer step instead of wrapping
+networks in ``DistributedDataParallel``: GAN phases toggle ``requires_grad`` between networks and
+gradient penalties need double backward (``autograd.grad(create_graph=True)``), neither of which
+DDP's reducer supports. The result is the same data-parallel SGD: each rank computes gradients on
+its shard of the global batch, and every rank applies the mean.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in the job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def launched_by_torchrun() -> bool:
+    """True when torchrun (or any launcher using its variables) started us with WORLD_SIZE > 1."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def env_info() -> DistInfo:
+    """Rank information from the torchrun environment variables (1 process when absent)."""
+    return DistInfo(rank=int(os.environ.get("RANK", "0")),
+                    world_size=int(os.environ.get("WORLD_SIZE", "1")),
+                    local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def backend_for(device: torch.device) -> str:
+    """nccl on CUDA, gloo on the CPU, the device's own backend elsewhere (xccl, hccl, ...)."""
+    if device.type == "cpu":
+        return "gloo"
+    if device.type == "cuda":
+        return "nccl"
+    get = getattr(dist, "get_default_backend_for_device", None)
+    return get(device) if get is not None else "gloo"
+
+
+def init_distributed(device: torch.device, timeout_s: int = 600) -> DistInfo:
+    """Join the process group torchrun prepared; a no-op for a single process.
+
+    The timeout bounds how long a rank waits for a lost peer before it fails with an error
+    instead of hanging.
+    """
+    info = env_info()
+    if not info.enabled or dist.is_initialized():
+        return info
+    kwargs = {}
+    if device.type != "cpu":
+        kwargs["device_id"] = device
+    dist.init_process_group(backend=backend_for(device), timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
+    return info
+
+
+def shutdown() -> None:
+    """Leave the process group (safe to call when none exists)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def average_gradients(params: Iterable[torch.nn.Parameter], world_size: int) -> None:
+    """Replace each gradient by its mean over ranks, with one collective call."""
+    if world_size <= 1:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= world_size
+    offset = 0
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[offset:offset + n].view_as(g))
+        offset += n
+
+
+def broadcast_module(module: torch.nn.Module, world_size: int) -> None:
+    """Make every rank start from rank 0's parameters and buffers."""
+    if world_size <= 1:
+        return
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        dist.broadcast(tensor.data, src=0)
+
+
+def barrier(world_size: int) -> None:
+    if world_size > 1:
+        dist.barrier()
+
+
+def all_reduce_mean(value: torch.Tensor, world_size: int) -> torch.Tensor:
+    """Mean of a tensor over ranks (for logging)."""
+    if world_size <= 1:
+        return value
+    value = value.detach().clone()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value / world_size

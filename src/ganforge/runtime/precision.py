@@ -1,0 +1,68 @@
+"""Mixed precision: autocast for bf16/fp16, one GradScaler per optimizer for fp16."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Precision:
+    """Autocast and loss scaling for one device and one precision setting.
+
+    fp32 runs plain. bf16 autocasts (CPU included) and needs no scaling. fp16 autocasts and scales
+    the loss, with one scaler per optimizer because each phase steps its own optimizer.
+    """
+
+    def __init__(self, name: str, device: torch.device):
+        if name not in DTYPES:
+            raise ValueError(f"runtime.precision: '{name}' is not one of {', '.join(DTYPES)}")
+        self.name = name
+        self.device = device
+        self.dtype = DTYPES[name]
+
+    @property
+    def enabled(self) -> bool:
+        return self.name != "fp32"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Context under which forward passes run in the configured precision."""
+        if not self.enabled:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    @contextlib.contextmanager
+    def full_precision(self) -> Iterator[None]:
+        """Turn autocast off for numerically delicate parts (gradient penalties, R1)."""
+        if not self.enabled:
+            yield
+            return
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            yield
+
+    def make_scaler(self) -> torch.amp.GradScaler:
+        """A GradScaler that is active only for fp16."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.name == "fp16")
+
+
+def supported_precisions(device: torch.device) -> dict[str, str]:
+    """Try a tiny forward and backward in each precision on ``device``; 'ok' or the error."""
+    results = {}
+    for name in DTYPES:
+        try:
+            prec = Precision(name, device)
+            layer = torch.nn.Conv2d(3, 4, 3).to(device)
+            x = torch.randn(2, 3, 8, 8, device=device)
+            with prec.autocast():
+                y = layer(x).float().square().mean()
+            scaler = prec.make_scaler()
+            scaler.scale(y).backward()
+            if not torch.isfinite(y):
+                raise RuntimeError("non-finite result")
+            results[name] = "ok"
+        except Exception as err:  # report, never crash `ganforge info`
+            results[name] = f"unavailable ({type(err).__name__}: {str(err).splitlines()[0][:80]})"
+    return results

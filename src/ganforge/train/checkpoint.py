@@ -1,0 +1,121 @@
+"""Checkpoints that survive a kill at any moment.
+
+A checkpoint is written to a temporary file in the same folder, flushed and fsync'ed, then renamed
+over its final name (atomic on POSIX and Windows); only then is the ``latest`` pointer replaced the
+same way, and only then are old checkpoints pruned. A reader therefore sees either the previous
+state or the new one, never half a file. Loading uses ``torch.load(weights_only=True)``: a file that
+would run code is refused.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "ganforge-checkpoint"
+VERSION = 1
+NAME_RE = re.compile(r"^step-(\d{8,})\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, unsafe or does not fit the run."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; directories cannot be opened on Windows, where it is not needed.
+    if os.name == "nt":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}.pt"
+
+
+def save_checkpoint(folder: Path, step: int, state: dict[str, Any], keep_last: int) -> Path:
+    """Write ``state`` as ``step-XXXXXXXX.pt``, point ``latest`` at it, keep the newest ``keep_last``."""
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, "step": step, **state}, buf)
+    path = Path(folder) / checkpoint_name(step)
+    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(Path(folder) / "latest", path.name.encode("utf-8"))
+    for old in list_checkpoints(folder)[:-keep_last]:
+        try:
+            old.unlink()
+        except OSError:
+            pass
+    return path
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints in ``folder``, oldest first (temporary files are ignored)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if NAME_RE.match(p.name)]
+    return sorted(found, key=lambda p: int(NAME_RE.match(p.name).group(1)))
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint ``latest`` names, or the newest one present if the pointer is missing or stale."""
+    folder = Path(folder)
+    pointer = folder / "latest"
+    if pointer.is_file():
+        name = pointer.read_text(encoding="utf-8").strip()
+        if NAME_RE.match(name) and (folder / name).is_file():
+            return folder / name
+    found = list_checkpoints(folder)
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a ganforge checkpoint safely; errors name the file and what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint '{path}' does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"refusing to load '{path}': it contains objects other than tensors and plain "
+                              f"data, which could run code when unpickled ({str(err).splitlines()[0]}). Only "
+                              f"load checkpoints you trust, and convert them to safetensors.") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint '{path}' is unreadable (truncated or corrupted?): {err}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"'{path}' is not a ganforge checkpoint (no '{FORMAT}' marker)")
+    if state.get("version", 0) > VERSION:
+        raise CheckpointError(f"'{path}' was written by a newer ganforge (format {state['version']} > {VERSION})")
+    return state

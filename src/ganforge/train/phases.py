@@ -1,0 +1,89 @@
+"""What a family hands the trainer: networks, optimizers and a list of phases.
+
+A phase is one optimizer update: a name, the network whose parameters it updates, how many times
+it repeats per step (WGAN-GP's n_critic), how often it runs, and a loss function of a batch that
+returns ``(total, {"part": value})``. The trainer does everything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from ganforge.runtime.distributed import DistInfo
+from ganforge.runtime.precision import Precision
+
+Batch = dict[str, torch.Tensor]
+LossFn = Callable[[Batch | None], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+@dataclass
+class Phase:
+    name: str
+    network: str  # key into Recipe.networks / Recipe.optimizers
+    loss: LossFn
+    repeats: int = 1  # updates per step, each on a fresh batch
+    every: int = 1  # run on steps where step % every == 0
+    needs_batch: bool = True  # False: the loss draws only noise (e.g. a generator update)
+
+
+@dataclass
+class Recipe:
+    networks: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    phases: list[Phase]
+    generator: str = "G"  # the network that EMA tracks and that sampling and export use
+    lr_schedule: Callable[[int], float] | None = None  # factor of the base lr at a step; None: trainer's
+
+
+@dataclass
+class RecipeContext:
+    """What a recipe may use at build and loss time: device, precision, ranks and the noise stream.
+
+    Noise is drawn on the CPU from one generator that has the same seed on every rank: each rank
+    draws the whole global batch and keeps its slice. A seed therefore gives the same noise on any
+    device and with any number of processes, which is what lets a torchrun run match a 1-process
+    run, and what makes resume exact (the generator's state is checkpointed).
+    """
+
+    device: torch.device
+    precision: Precision
+    dist: DistInfo
+    local_batch: int  # samples per rank per micro-batch
+    channels_last: bool = False
+    noise: torch.Generator = field(default_factory=torch.Generator)
+
+    def _global_slice(self, draw: Callable[..., torch.Tensor], shape: tuple[int, ...]) -> torch.Tensor:
+        n = shape[0]
+        full = draw((n * self.dist.world_size, *shape[1:]), generator=self.noise)
+        part = full[self.dist.rank * n:(self.dist.rank + 1) * n]
+        return part.to(self.device, non_blocking=True)
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        """Standard normal noise of ``shape`` (first dim: this rank's samples), on the device."""
+        return self._global_slice(torch.randn, shape)
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        """Uniform [0, 1) noise of ``shape``, on the device."""
+        return self._global_slice(torch.rand, shape)
+
+    def randint(self, high: int, n: int) -> torch.Tensor:
+        """``n`` integers in [0, high), on the device."""
+        return self._global_slice(lambda s, generator: torch.randint(high, s, generator=generator), (n,))
+
+    def images(self, batch: Batch, key: str = "image") -> torch.Tensor:
+        """A batch's images on the device, in the memory format the networks use."""
+        x = batch[key].to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def place(self, module: nn.Module) -> nn.Module:
+        """Move a freshly built network to the device (and channels_last if configured)."""
+        module = module.to(self.device)
+        return module.to(memory_format=torch.channels_last) if self.channels_last else module
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

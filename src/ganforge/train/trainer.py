@@ -1,0 +1,431 @@
+"""The generic phase loop. It knows nothing about any family.
+
+A family's recipe hands over networks, optimizers and phases; the trainer owns device placement,
+ranks, autocast, loss scaling, gradient accumulation and averaging, ``requires_grad`` toggling, EMA,
+learning-rate schedules, checkpoints, logs, sample grids, the progress bar, Ctrl-C/SIGTERM, and
+NaN detection.
+
+A *step* is one pass over every phase that is due (for WGAN-GP: n_critic critic updates, then one
+generator update); ``train.steps`` counts steps, and checkpoints are always taken between steps, so
+a resumed run continues exactly where the interrupted one stopped.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from ganforge.config import RunConfig, save_config, to_dict
+from ganforge.data import build_dataset, build_loader
+from ganforge.paths import safe_name
+from ganforge.registry import get_family
+from ganforge.runtime.device import peak_memory_bytes, resolve_device, synchronize
+from ganforge.runtime.distributed import (average_gradients, barrier, broadcast_module, env_info,
+                                          init_distributed)
+from ganforge.runtime.precision import Precision
+from ganforge.runtime.seed import capture_rng_state, restore_rng_state, seed_everything, set_deterministic
+from ganforge.sample.grid import generate, save_grid
+from ganforge.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from ganforge.train.ema import make_ema, update_ema
+from ganforge.train.logger import RunLogger
+from ganforge.train.phases import Recipe, RecipeContext, count_parameters
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the message names the phase and the step."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path | None
+    step: int
+    status: str  # finished | interrupted | preempted
+    checkpoint: Path | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def linear_decay(step: int, total: int, start: int) -> float:
+    """1 until ``start``, then linearly to 0 at ``total`` (StarGAN's schedule, as a function of the step)."""
+    if step < start or total <= start:
+        return 1.0
+    return max(0.0, 1.0 - (step - start) / (total - start))
+
+
+def default_run_name(cfg: RunConfig) -> str:
+    return f"{cfg.family}-{cfg.data.name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag that the loop reads between steps; a second Ctrl-C aborts at once."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        if threading.current_thread() is threading.main_thread():
+            for sig, reason in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "preempted")):
+                self._previous[sig] = signal.signal(sig, self._handler(reason))
+        return self
+
+    def _handler(self, reason: str) -> Callable[[int, Any], None]:
+        def handle(signum: int, frame: Any) -> None:
+            if self.reason is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # second Ctrl-C: the user really wants out
+            self.reason = reason
+            if signum == signal.SIGINT:
+                print("\nCtrl-C: finishing this step and writing a checkpoint (Ctrl-C again to abort)...",
+                      file=sys.stderr)
+        return handle
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, prev in self._previous.items():
+            signal.signal(sig, prev)
+
+
+class Trainer:
+    """Builds a run from a config and trains it; see the module docstring."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path | None = None, resume_from: Path | None = None,
+                 step_hook: Callable[["Trainer", int], None] | None = None):
+        self.cfg = cfg
+        self.step_hook = step_hook
+        rt = cfg.runtime
+        if rt.threads:
+            torch.set_num_threads(rt.threads)
+        info = env_info()
+        self.device = resolve_device(rt.device, info.local_rank if info.enabled else None)
+        self.dist = init_distributed(self.device, rt.dist_timeout_s)
+        self.is_main = self.dist.is_main
+        set_deterministic(rt.deterministic)
+        tr = cfg.train
+        per_rank = tr.batch_size // self.dist.world_size
+        if tr.batch_size % (self.dist.world_size * tr.grad_accum):
+            raise ValueError(f"train.batch_size={tr.batch_size} must be divisible by processes x train.grad_accum "
+                             f"= {self.dist.world_size} x {tr.grad_accum}")
+        self.local_batch = per_rank // tr.grad_accum
+        self.precision = Precision(rt.precision, self.device)
+
+        # Data first: a wrong path should fail before a network is built.
+        self.dataset = build_dataset(cfg.data, rt.seed)
+        # Same initial weights on every rank (and broadcast below to be certain).
+        seed_everything(rt.seed)
+        self.ctx = RecipeContext(device=self.device, precision=self.precision, dist=self.dist,
+                                 local_batch=self.local_batch, channels_last=rt.channels_last,
+                                 noise=torch.Generator().manual_seed(rt.seed))
+        self.spec = get_family(cfg.family)
+        self.recipe: Recipe = self.spec.build_recipe(cfg, self.ctx)
+        self.generator = self.recipe.networks[self.recipe.generator]
+        self.ema = make_ema(self.generator) if tr.ema.enabled else None
+        self.scalers = {name: self.precision.make_scaler() for name in self.recipe.optimizers}
+        self.base_lrs = {name: [g["lr"] for g in opt.param_groups] for name, opt in self.recipe.optimizers.items()}
+        self.step = 0
+        data_position = 0
+        self.run_dir = run_dir
+        if resume_from is not None:
+            data_position = self._load(resume_from)
+        # Per-rank streams for anything a recipe draws from torch's global RNG (dropout, ...).
+        torch.manual_seed(rt.seed + 1_000_003 * self.dist.rank + self.step)
+        for net in self.recipe.networks.values():
+            broadcast_module(net, self.dist.world_size)
+        self.stream = build_loader(self.dataset, cfg.data, self.local_batch, self.dist.world_size, self.dist.rank,
+                                   rt.seed, start=data_position, device=self.device)
+        # Fixed inputs for the periodic sample grid: the same images every time, on every device.
+        self.sample_inputs = self.generator.make_inputs(tr.sample_count, torch.Generator().manual_seed(rt.seed + 1))
+        self.logger = RunLogger(run_dir if self.is_main else None, tr.tensorboard) if run_dir else None
+
+    # ------------------------------------------------------------------------------------------
+    # state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "family": self.cfg.family,
+            "config": to_dict(self.cfg),
+            "networks": {k: v.state_dict() for k, v in self.recipe.networks.items()},
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizers": {k: v.state_dict() for k, v in self.recipe.optimizers.items()},
+            "scalers": {k: v.state_dict() for k, v in self.scalers.items()},
+            "rng": capture_rng_state({"noise": self.ctx.noise}),
+            "data_position": self.stream.position,
+            "world_size": self.dist.world_size,
+        }
+
+    def _load(self, path: Path) -> int:
+        state = load_checkpoint(path)
+        if state.get("family") != self.cfg.family:
+            raise CheckpointError(f"'{path}' is a '{state.get('family')}' checkpoint; this run is '{self.cfg.family}'")
+        try:
+            for name, net in self.recipe.networks.items():
+                net.load_state_dict(state["networks"][name])
+            if self.ema is not None:
+                if state.get("ema") is None:
+                    update_ema(self.ema, self.generator, 0, 0.0, 1)  # EMA switched on now: start from the weights
+                else:
+                    self.ema.load_state_dict(state["ema"])
+            for name, opt in self.recipe.optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
+            for name, scaler in self.scalers.items():
+                if name in state.get("scalers", {}):
+                    scaler.load_state_dict(state["scalers"][name])
+        except (KeyError, RuntimeError, ValueError) as err:
+            first = str(err).strip().splitlines()[0][:300]
+            raise CheckpointError(f"'{path}' does not fit this run's networks (another size or config?): {first}") from None
+        restore_rng_state(state["rng"], {"noise": self.ctx.noise})
+        self.step = int(state["step"])
+        return int(state["data_position"])
+
+    def save(self) -> Path | None:
+        """Write a checkpoint of the current step (rank 0 only); every rank waits for it."""
+        path = None
+        if self.is_main and self.run_dir is not None:
+            path = save_checkpoint(self.run_dir / "checkpoints", self.step, self.state_dict(), self.cfg.train.keep_last)
+        barrier(self.dist.world_size)
+        return path
+
+    # ------------------------------------------------------------------------------------------
+    # one step
+
+    def _set_trainable(self, network: str) -> None:
+        for name, net in self.recipe.networks.items():
+            net.requires_grad_(name == network)
+
+    def _lr_factor(self, step: int) -> float:
+        if self.recipe.lr_schedule is not None:
+            return self.recipe.lr_schedule(step)
+        tr = self.cfg.train
+        return linear_decay(step, tr.steps, tr.lr_decay_start) if tr.lr_schedule == "linear" else 1.0
+
+    def train_step(self, sums: dict[str, torch.Tensor] | None = None, phase_repeats: int | None = None) -> list[tuple[str, torch.Tensor]]:
+        """Run every phase due at ``self.step``; returns (phase, total loss) pairs, not yet synced."""
+        factor = self._lr_factor(self.step)
+        for name, opt in self.recipe.optimizers.items():
+            for group, base in zip(opt.param_groups, self.base_lrs[name]):
+                group["lr"] = base * factor
+        accum = self.cfg.train.grad_accum
+        totals = []
+        for phase in self.recipe.phases:
+            if self.step % phase.every:
+                continue
+            self._set_trainable(phase.network)
+            net, opt, scaler = self.recipe.networks[phase.network], self.recipe.optimizers[phase.network], self.scalers[phase.network]
+            for _ in range(phase.repeats if phase_repeats is None else phase_repeats):
+                opt.zero_grad(set_to_none=True)
+                for _ in range(accum):
+                    batch = next(self.stream) if phase.needs_batch else None
+                    loss, parts = phase.loss(batch)
+                    scaler.scale(loss / accum).backward()
+                    totals.append((phase.name, loss.detach()))
+                    if sums is not None:
+                        for key, value in parts.items():
+                            k = f"{phase.name}/{key}"
+                            sums[k] = sums.get(k, 0.0) + value.detach().float()
+                        k = f"{phase.name}/loss"
+                        sums[k] = sums.get(k, 0.0) + loss.detach().float()
+                        sums[f"_count/{phase.name}"] = sums.get(f"_count/{phase.name}", 0) + 1
+                average_gradients((p for p in net.parameters() if p.requires_grad), self.dist.world_size)
+                scaler.step(opt)
+                scaler.update()
+        self._set_trainable("")  # nothing trainable between steps: sampling and EMA need no graph
+        if self.ema is not None:
+            ema = self.cfg.train.ema
+            update_ema(self.ema, self.generator, self.step, ema.decay, ema.start)
+        return totals
+
+    def _check_finite(self, totals: list[tuple[str, torch.Tensor]], stop_requested: bool) -> bool:
+        """Raise TrainingDiverged on a non-finite loss on any rank; returns whether any rank must stop."""
+        flags = torch.stack([torch.stack([t.float() for _, t in totals]).isfinite().all().float(),
+                             torch.tensor(float(stop_requested), device=totals[0][1].device)]) \
+            if totals else torch.tensor([1.0, float(stop_requested)])
+        if self.dist.world_size > 1:
+            flags = flags.to(self.device)
+            # MIN of "finite" and MAX of "stop": negate the second to use one collective.
+            flags[1] = -flags[1]
+            dist.all_reduce(flags, op=dist.ReduceOp.MIN)
+            flags[1] = -flags[1]
+        if flags[0].item() < 1.0:
+            bad = next((name for name, t in totals if not torch.isfinite(t).all()), "another rank's phase")
+            raise TrainingDiverged(
+                f"loss of phase '{bad}' became NaN/Inf at step {self.step}; training stopped without writing a "
+                f"checkpoint, so the last good one is intact. Try a lower learning rate, runtime.precision=fp32, "
+                f"or check the data for broken images.")
+        return flags[1].item() > 0
+
+    # ------------------------------------------------------------------------------------------
+    # loop
+
+    def write_samples(self) -> Path | None:
+        if not self.is_main or self.run_dir is None:
+            return None
+        net = self.ema if self.ema is not None else self.generator
+        was_training = net.training
+        net.eval()
+        images = generate(net, self.sample_inputs, self.device)
+        net.train(was_training)
+        path = save_grid(images, self.run_dir / "samples" / f"step-{self.step:08d}.png")
+        if self.logger is not None:
+            from ganforge.sample.grid import grid_image
+
+            self.logger.image(self.step, "samples", grid_image(images))
+        return path
+
+    def fit(self) -> TrainResult:
+        """Train until ``train.steps``, a signal, or divergence; returns how it ended."""
+        tr = self.cfg.train
+        if self.step >= tr.steps:
+            return TrainResult(self.run_dir, self.step, "finished", latest_checkpoint(self.run_dir / "checkpoints")
+                               if self.run_dir else None)
+        bar = tqdm(total=tr.steps, initial=self.step, desc=self.cfg.name or self.cfg.family, unit="step",
+                   disable=not (self.is_main and tr.progress), dynamic_ncols=True,
+                   mininterval=0.5 if sys.stderr.isatty() else 30.0, file=sys.stderr)
+        sums: dict[str, Any] = {}
+        status, last_ckpt = "finished", None
+        t_last, steps_since = time.perf_counter(), 0
+        try:
+            with _StopFlag() as stop:
+                while self.step < tr.steps:
+                    totals = self.train_step(sums)
+                    must_stop = self._check_finite(totals, stop.reason is not None)
+                    self.step += 1
+                    steps_since += 1
+                    bar.update(1)
+                    if self.step % tr.log_every == 0 or self.step == tr.steps:
+                        now = time.perf_counter()
+                        values = self._reduce_logs(sums)
+                        values["time/s_per_step"] = (now - t_last) / max(steps_since, 1)
+                        values["lr/factor"] = self._lr_factor(self.step - 1)
+                        t_last, steps_since, sums = now, 0, {}
+                        if self.logger is not None:
+                            self.logger.scalars(self.step, values)
+                        bar.set_postfix({k.split("/")[0] + "_" + k.split("/")[-1]: f"{v:.3g}" for k, v in values.items()
+                                         if k.endswith("/loss")}, refresh=False)
+                    if self.step % tr.sample_every == 0 or self.step == tr.steps:
+                        self.write_samples()
+                    if self.step % tr.ckpt_every == 0 or self.step == tr.steps:
+                        last_ckpt = self.save()
+                    if self.step_hook is not None:
+                        self.step_hook(self, self.step)
+                    if must_stop or stop.reason is not None:
+                        status = stop.reason or "interrupted"
+                        if self.step % tr.ckpt_every and self.step != tr.steps:
+                            last_ckpt = self.save()
+                        break
+        finally:
+            bar.close()
+            self.stream.close()
+            if self.logger is not None:
+                self.logger.close()
+        return TrainResult(self.run_dir, self.step, status, last_ckpt)
+
+    def _reduce_logs(self, sums: dict[str, Any]) -> dict[str, float]:
+        keys = [k for k in sums if not k.startswith("_count/")]
+        if not keys:
+            return {}
+        means = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32).to(self.device)
+                             / sums[f"_count/{k.split('/')[0]}"] for k in keys])
+        if self.dist.world_size > 1:
+            dist.all_reduce(means, op=dist.ReduceOp.SUM)
+            means /= self.dist.world_size
+        return dict(zip(keys, means.cpu().tolist()))
+
+    # ------------------------------------------------------------------------------------------
+    # dry run
+
+    def dry_run(self) -> dict[str, Any]:
+        """One step of every phase (twice: warm-up, then timed) with shapes at module borders."""
+        shapes: dict[str, list[tuple[str, str, str]]] = {}
+        hooks = []
+        for net_name, net in self.recipe.networks.items():
+            rows = shapes.setdefault(net_name, [])
+            for mod_name, mod in net.named_modules():
+                if not mod_name or isinstance(mod, (torch.nn.Sequential, torch.nn.ModuleList)) or mod_name.count(".") > 1:
+                    continue
+
+                def hook(m: torch.nn.Module, args: Any, out: Any, rows=rows, mod_name=mod_name) -> None:
+                    if any(r[0] == mod_name for r in rows):
+                        return
+                    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                    rows.append((mod_name, type(m).__name__, str(shape)))
+                hooks.append(mod.register_forward_hook(hook))
+        t0 = time.perf_counter()
+        totals = self.train_step(phase_repeats=1)
+        synchronize(self.device)
+        first = time.perf_counter() - t0
+        for h in hooks:
+            h.remove()
+        self._check_finite(totals, False)
+        self.step += 1
+        t0 = time.perf_counter()
+        totals = self.train_step()
+        synchronize(self.device)
+        timed = time.perf_counter() - t0
+        self._check_finite(totals, False)
+        self.stream.close()
+        return {
+            "device": str(self.device), "precision": self.precision.name, "world_size": self.dist.world_size,
+            "local_batch": self.local_batch, "grad_accum": self.cfg.train.grad_accum,
+            "parameters": {k: count_parameters(v) for k, v in self.recipe.networks.items()},
+            "phases": [(p.name, p.network, p.repeats, p.every) for p in self.recipe.phases],
+            "losses": {name: float(t) for name, t in totals},
+            "shapes": shapes, "first_step_s": first, "step_s": timed,
+            "peak_memory_bytes": peak_memory_bytes(self.device),
+        }
+
+
+# ----------------------------------------------------------------------------------------------
+# entry points
+
+
+def prepare_run_dir(cfg: RunConfig) -> Path:
+    """Create ``out_dir/name`` for a new run (rank 0) and save the resolved config in it."""
+    if cfg.name is None:
+        cfg.name = default_run_name(cfg)
+    safe_name(cfg.name)
+    run_dir = Path(cfg.out_dir) / cfg.name
+    if env_info().is_main:
+        if (run_dir / "checkpoints").is_dir() and latest_checkpoint(run_dir / "checkpoints") is not None:
+            raise FileExistsError(f"run '{run_dir}' already has checkpoints; continue it with "
+                                  f"`ganforge resume {run_dir}` or pick another name=...")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    return run_dir
+
+
+def train(cfg: RunConfig, step_hook: Callable[[Trainer, int], None] | None = None) -> TrainResult:
+    """Start a new run from a resolved config."""
+    run_dir = prepare_run_dir(cfg)
+    trainer = Trainer(cfg, run_dir, step_hook=step_hook)
+    return trainer.fit()
+
+
+def resume(run_dir: str | Path, overrides: list[str] | None = None,
+           step_hook: Callable[[Trainer, int], None] | None = None) -> TrainResult:
+    """Continue ``run_dir`` from its latest checkpoint (overrides may extend ``train.steps``)."""
+    from ganforge.config import apply_overrides, resolve
+    import yaml
+
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"'{run_dir}' is not a ganforge run: no config.yaml in it")
+    raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    cfg = resolve(apply_overrides(raw, overrides or []))
+    ckpt = latest_checkpoint(run_dir / "checkpoints")
+    if ckpt is None:
+        raise CheckpointError(f"'{run_dir}' has no checkpoint to resume from (folder '{run_dir / 'checkpoints'}')")
+    if overrides and env_info().is_main:
+        save_config(cfg, cfg_path)
+    trainer = Trainer(cfg, run_dir, resume_from=ckpt, step_hook=step_hook)
+    return trainer.fit()

@@ -1,0 +1,68 @@
+"""Checkpoint files: atomic, pruned, pointed to, and loaded without running code."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from ganforge.train.checkpoint import (CheckpointError, atomic_write_bytes, latest_checkpoint, list_checkpoints,
+                                       load_checkpoint, save_checkpoint)
+
+
+def test_keep_last_and_latest_pointer(tmp_path):
+    for step in (10, 20, 30, 40):
+        save_checkpoint(tmp_path, step, {"w": torch.full((2,), float(step))}, keep_last=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000030.pt", "step-00000040.pt"]
+    assert (tmp_path / "latest").read_text() == "step-00000040.pt"
+    state = load_checkpoint(latest_checkpoint(tmp_path))
+    assert state["step"] == 40 and torch.equal(state["w"], torch.full((2,), 40.0))
+
+
+def test_stale_pointer_and_temp_files_are_ignored(tmp_path):
+    save_checkpoint(tmp_path, 5, {}, keep_last=3)
+    (tmp_path / ".step-00000009.pt.tmp-123").write_bytes(b"half a checkpoint")
+    (tmp_path / "latest").write_text("step-00000099.pt")  # points at nothing
+    assert latest_checkpoint(tmp_path).name == "step-00000005.pt"
+
+
+def test_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "f.bin"
+    atomic_write_bytes(target, b"old")
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write_bytes(target, b"new")
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp file left behind
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_a_pickle_that_runs_code_is_refused(tmp_path):
+    path = tmp_path / "step-00000001.pt"
+    torch.save({"format": "ganforge-checkpoint", "payload": _RunsCode()}, path)
+    with pytest.raises(CheckpointError, match="refusing to load .* could run code"):
+        load_checkpoint(path)
+
+
+def test_truncated_and_foreign_files_are_clear_errors(tmp_path):
+    path = save_checkpoint(tmp_path, 1, {"w": torch.randn(1000)}, keep_last=1)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="unreadable \\(truncated or corrupted\\?\\)"):
+        load_checkpoint(path)
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(CheckpointError, match="not a ganforge checkpoint"):
+        load_checkpoint(other)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")

@@ -1,0 +1,125 @@
+"""Tests that need real processes: torchrun DDP on gloo, kill -9 and resume, spawn workers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gfhelpers import PYTHON, python_env, tiny_overrides
+from ganforge.config import load_config
+from ganforge.data import BatchStream
+from ganforge.data.image_folder import ImageFolderDataset
+from ganforge.train.checkpoint import latest_checkpoint, load_checkpoint
+from ganforge.train.trainer import Trainer
+
+pytestmark = pytest.mark.slow
+
+
+def run_cli(args, **kw):
+    return subprocess.run([PYTHON, "-m", "ganforge", *args], env=python_env(), capture_output=True, text=True,
+                          timeout=300, **kw)
+
+
+def weights(run_dir):
+    return load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
+
+
+def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path):
+    extra = {"train.steps": 3, "train.batch_size": 8, "train.ckpt_every": 3}
+    single = run_cli(["train", "wgan_gp/shapes", *tiny_overrides(tmp_path / "one", name="r", **extra)])
+    assert single.returncode == 0, single.stderr
+    ddp = subprocess.run([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganforge",
+                          "train", "wgan_gp/shapes", *tiny_overrides(tmp_path / "two", name="r", **extra)],
+                         env=python_env(), capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    one_dir, two_dir = tmp_path / "one" / "r", tmp_path / "two" / "r"
+
+    # Step 1 losses see the same data, noise and (cross-rank) batch statistics: equal up to the
+    # order of float additions (rank means averaged vs. one mean over the whole batch).
+    first = [json.loads(open(d / "metrics.jsonl").readline()) for d in (one_dir, two_dir)]
+    for key in ("D/loss", "D/gp", "D/real", "D/fake", "G/loss"):
+        assert first[1][key] == pytest.approx(first[0][key], rel=1e-4, abs=1e-6), key
+
+    # After 3 steps (7 optimizer updates): the two runs must agree to a small fraction of how far
+    # training moved the weights. A rank that trained on its own data or skipped the gradient
+    # average would be off by O(1) of that distance; float reduction order gives ~1e-6 relative,
+    # which Adam's normalisation can amplify for near-zero gradients, hence the 1e-3 bound.
+    cfg = load_config("wgan_gp/shapes", tiny_overrides(tmp_path / "init", **extra))
+    init = {k: v.state_dict() for k, v in Trainer(cfg).recipe.networks.items()}
+    a, b = weights(one_dir), weights(two_dir)
+    for net in ("G", "D"):
+        for key, w0 in init[net].items():
+            if not w0.is_floating_point():
+                continue
+            moved = (a["networks"][net][key] - w0).norm()
+            gap = (a["networks"][net][key] - b["networks"][net][key]).norm()
+            assert moved > 0, f"{net}.{key} did not train"
+            assert gap <= 1e-3 * moved, f"{net}.{key}: gap {gap:.3g} vs moved {moved:.3g}"
+    assert a["data_position"] == b["data_position"] == 3 * 3 * 8  # 2 critic batches + ... per step
+
+
+def test_kill_9_at_any_moment_then_resume_equals_the_uninterrupted_run(tmp_path):
+    extra = {"train.steps": 24, "train.ckpt_every": 2, "train.sample_every": 1000, "train.log_every": 1000}
+    straight = run_cli(["train", "wgan_gp/shapes", *tiny_overrides(tmp_path / "a", name="r", **extra)])
+    assert straight.returncode == 0, straight.stderr
+
+    run_dir = tmp_path / "b" / "r"
+    proc = subprocess.Popen([PYTHON, "-m", "ganforge", "train", "wgan_gp/shapes",
+                             *tiny_overrides(tmp_path / "b", name="r", **extra)],
+                            env=python_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        ckpt = latest_checkpoint(run_dir / "checkpoints")
+        if ckpt is not None and int(ckpt.stem.split("-")[1]) >= 6:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = weights(run_dir)["step"]
+    assert 6 <= killed_at < 24
+
+    resumed = run_cli(["resume", str(run_dir)])
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = weights(tmp_path / "a" / "r"), weights(run_dir)
+    assert a["step"] == b["step"] == 24
+    for net in ("G", "D"):
+        for key, value in a["networks"][net].items():
+            assert torch.equal(value, b["networks"][net][key]), f"{net}.{key} differs after resume from {killed_at}"
+
+
+def test_sigterm_checkpoints_and_exits_0(tmp_path):
+    extra = {"train.steps": 100000, "train.ckpt_every": 100000}
+    run_dir = tmp_path / "r"
+    proc = subprocess.Popen([PYTHON, "-m", "ganforge", "train", "wgan_gp/shapes",
+                             *tiny_overrides(tmp_path, name="r", **extra)], env=python_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_dir / "metrics.jsonl").is_file():
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "preempted at step" in out
+    assert weights(run_dir)["step"] > 0
+
+
+def test_spawn_workers_read_paths_with_spaces_and_non_ascii(tmp_path):
+    root = tmp_path / "my images" / "été 写真"
+    root.mkdir(parents=True)
+    for i in range(6):
+        Image.fromarray(np.full((20, 30, 3), i * 40, dtype=np.uint8)).save(root / f"ïmage {i}.png")
+    ds = ImageFolderDataset(root, image_size=16, crop="random", flip=True)
+    serial = BatchStream(ds, 4, 1, 0, seed=1, num_workers=0, pin_memory=False)
+    spawned = BatchStream(ds, 4, 1, 0, seed=1, num_workers=2, pin_memory=False, mp_context="spawn")
+    for _ in range(4):
+        assert torch.equal(next(serial)["image"], next(spawned)["image"])
+    spawned.close()
