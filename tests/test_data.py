@@ -283,3 +283,32 @@ def test_dataset_smaller_than_a_batch_never_crashes(workers):
         assert next(stream)["image"].shape == (8, 3, 16, 16)
     assert stream.position == 24
     stream.close()
+
+
+# ------------------------------------------------------------------------------ real shared data
+
+from gfhelpers import SHARED_DATA  # noqa: E402
+
+AFHQ = SHARED_DATA / "stargan_v2_representative" / "afhq" / "src"
+CLEVR = SHARED_DATA / "clevr_sv" / "images"
+
+
+@pytest.mark.skipif(not AFHQ.is_dir(), reason=f"real AFHQ samples not found at {AFHQ}")
+def test_real_afhq_domains_as_class_folders():
+    ds = ImageFolderDataset(AFHQ, image_size=64, classes=True)
+    assert ds.index.class_names == ["cat", "dog", "wild"]
+    assert not ds.skipped
+    labels = {int(ds.get(i)["label"]) for i in range(len(ds))}
+    assert labels == {0, 1, 2}
+    x = ds.get(0)["image"]
+    assert x.shape == (3, 64, 64) and x.std() > 0.1  # a real photo, not a flat image
+
+
+@pytest.mark.skipif(not CLEVR.is_dir(), reason=f"real CLEVR-SV samples not found at {CLEVR}")
+def test_real_clevr_rgba_frames_are_converted_and_cropped():
+    ds = ImageFolderDataset(CLEVR, image_size=64)
+    assert len(ds) >= 4 * 90 and not ds.skipped
+    with Image.open(CLEVR / ds.index.files[0]) as raw:
+        assert raw.mode == "RGBA" and raw.size == (320, 240)  # the case under test
+    x = ds.get(0)["image"]
+    assert x.shape == (3, 64, 64) and -1 <= x.min() and x.max() <= 1

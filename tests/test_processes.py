@@ -62,7 +62,7 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
             gap = (a["networks"][net][key] - b["networks"][net][key]).norm()
             assert moved > 0, f"{net}.{key} did not train"
             assert gap <= 1e-3 * moved, f"{net}.{key}: gap {gap:.3g} vs moved {moved:.3g}"
-    assert a["data_position"] == b["data_position"] == 3 * 3 * 8  # 2 critic batches + ... per step
+    assert a["data_position"] == b["data_position"] == 3 * 2 * 8  # 3 steps x n_critic 2 batches of 8
 
 
 def test_kill_9_at_any_moment_then_resume_equals_the_uninterrupted_run(tmp_path):

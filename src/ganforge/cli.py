@@ -247,9 +247,10 @@ def _data(args: argparse.Namespace) -> int:
 
     if args.action == "write":
         ds = ShapesDataset(length=args.count, image_size=args.image_size, view=args.view)
-        out = write_dataset(ds, args.format if args.format != "hdf5" else "hdf5",
-                            Path(args.out) / "shapes.h5" if args.format == "hdf5" and not args.out.endswith((".h5", ".hdf5"))
-                            else Path(args.out))
+        out = Path(args.out)
+        if args.format == "hdf5" and out.suffix not in (".h5", ".hdf5"):
+            out = out / "shapes.h5"
+        out = write_dataset(ds, args.format, out)
         print(f"wrote {args.count} shapes images ({args.view}) as {args.format}: {out}")
         return 0
     cfg = load_config(args.preset, args.overrides)

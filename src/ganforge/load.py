@@ -70,8 +70,8 @@ def load(path: str | Path, weights: str = "ema", device: str | torch.device = "c
         model_cfg, net = build_generator(state["family"], state["config"]["model"])
         if weights not in ("ema", "raw"):
             raise ValueError(f"weights='{weights}' is not one of ema, raw")
-        generator_key = "G"
-        sd = state["ema"] if weights == "ema" and state.get("ema") is not None else state["networks"][generator_key]
+        raw = state["networks"][state.get("generator", "G")]
+        sd = state["ema"] if weights == "ema" and state.get("ema") is not None else raw
         net.load_state_dict(sd)
         meta = {"family": state["family"]}
     gen = LoadedGenerator(meta["family"], model_cfg, net).eval()

@@ -100,7 +100,7 @@ def build_index(root: str | Path, classes: bool = False, strict: bool = False, u
     class_names: list[str] = []
     labels = [0] * len(files)
     if classes:
-        top = ["/".join(f.split("/")[:-1]).split("/")[0] if "/" in f else "" for f in files]
+        top = [f.split("/")[0] if "/" in f else "" for f in files]
         if any(t == "" for t in top):
             loose = next(f for f, t in zip(files, top) if t == "")
             raise DataError(f"data.classes=true needs every image inside a class sub-folder of '{root}', "

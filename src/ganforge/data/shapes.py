@@ -30,7 +30,7 @@ COLORS = {
     "cyan": (40, 200, 210),
 }
 COLOR_NAMES = tuple(COLORS)
-SIZES = (0.22, 0.34)  # object extent as a fraction of the image side: small, large
+SIZES = (0.30, 0.45)  # object extent as a fraction of the image side: small, large
 NUM_CLASSES = len(SHAPES) * len(COLORS)
 SUPERSAMPLE = 4
 

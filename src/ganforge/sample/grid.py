@@ -31,7 +31,7 @@ def generate(generator: nn.Module, inputs: Sequence[torch.Tensor], device: torch
 def grid_image(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
     """A uint8 (C, H, W) grid, ``nrow`` images per row (square by default)."""
     nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
-    return make_grid(to_uint8(images), nrow=nrow, padding=2, pad_value=0)
+    return make_grid(to_uint8(images), nrow=nrow, padding=2, pad_value=255)  # white: dark images stay apart
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> Path:

@@ -135,10 +135,14 @@ class Trainer:
         self.step = 0
         data_position = 0
         self.run_dir = run_dir
+        # Per-rank streams for anything a recipe draws from torch's global RNG (dropout, ...). A
+        # checkpoint holds rank 0's state; other ranks derive theirs from the step on resume.
         if resume_from is not None:
             data_position = self._load(resume_from)
-        # Per-rank streams for anything a recipe draws from torch's global RNG (dropout, ...).
-        torch.manual_seed(rt.seed + 1_000_003 * self.dist.rank + self.step)
+            if self.dist.rank > 0:
+                torch.manual_seed(rt.seed + 1_000_003 * self.dist.rank + self.step)
+        else:
+            torch.manual_seed(rt.seed + 1_000_003 * self.dist.rank)
         for net in self.recipe.networks.values():
             broadcast_module(net, self.dist.world_size)
         self.stream = build_loader(self.dataset, cfg.data, self.local_batch, self.dist.world_size, self.dist.rank,
@@ -153,6 +157,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {
             "family": self.cfg.family,
+            "generator": self.recipe.generator,
             "config": to_dict(self.cfg),
             "networks": {k: v.state_dict() for k, v in self.recipe.networks.items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
