@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganforge.data.images import DataError, to_tensor
+from ganforge.data.images import DataError, resize_array, to_tensor
 
 CIFAR10_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 _ALLOWED = {
@@ -85,13 +85,7 @@ class CifarDataset:
     def get(self, index: int, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
         arr = self.images[index]
         if self.image_size != 32 or self.channels == 1:
-            from PIL import Image
-
-            from ganforge.data.images import resize_shorter, to_mode
-
-            img = resize_shorter(to_mode(Image.fromarray(arr), self.channels), self.image_size)
-            arr = np.asarray(img)
-            arr = arr[..., None] if arr.ndim == 2 else arr
+            arr = resize_array(arr, self.image_size, self.channels)
         item = {"image": to_tensor(arr, self.image_size, "center", self.flip, rng)}
         if self.num_classes:
             item["label"] = torch.tensor(self.labels[index], dtype=torch.long)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganforge.data.images import DataError, to_tensor
+from ganforge.data.images import DataError, resize_array, to_tensor
 
 
 class HDF5Dataset:
@@ -57,13 +57,7 @@ class HDF5Dataset:
             self._file = h5py.File(self.path, "r")
         arr = self._file["images"][index]
         if self.image_size != self.stored_size:
-            from PIL import Image
-
-            from ganforge.data.images import resize_shorter
-
-            img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
-            arr = np.asarray(resize_shorter(img, self.image_size))
-            arr = arr[..., None] if arr.ndim == 2 else arr
+            arr = resize_array(arr, self.image_size)
         item = {"image": to_tensor(arr, self.image_size, self.crop, self.flip, rng)}
         if self.num_classes:
             item["label"] = torch.tensor(int(self._file["labels"][index]), dtype=torch.long)

@@ -68,6 +68,15 @@ def decode_file(path: str | Path, channels: int, size: int | None) -> np.ndarray
     return arr[..., None] if arr.ndim == 2 else arr
 
 
+def resize_array(arr: np.ndarray, size: int, channels: int | None = None) -> np.ndarray:
+    """A uint8 (H, W, C) array with its shorter side resized to ``size`` (and converted to ``channels``)."""
+    img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+    if channels is not None:
+        img = to_mode(img, channels)
+    out = np.asarray(resize_shorter(img, size), dtype=np.uint8)
+    return out[..., None] if out.ndim == 2 else out
+
+
 def to_tensor(arr: np.ndarray, size: int, crop: str, flip: bool, rng: np.random.Generator | None) -> torch.Tensor:
     """uint8 (H, W, C) -> float (C, size, size) in [-1, 1], cropped and optionally flipped."""
     arr = crop_square(arr, size, crop, rng)
