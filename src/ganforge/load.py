@@ -70,7 +70,7 @@ def load(path: str | Path, weights: str = "ema", device: str | torch.device = "c
         model_cfg, net = build_generator(state["family"], state["config"]["model"])
         if weights not in ("ema", "raw"):
             raise ValueError(f"weights='{weights}' is not one of ema, raw")
-        raw = state["networks"][state.get("generator", "G")]
+        raw = state["networks"][state["generator"]]
         sd = state["ema"] if weights == "ema" and state.get("ema") is not None else raw
         net.load_state_dict(sd)
         meta = {"family": state["family"]}

@@ -58,23 +58,25 @@ def crop_square(arr: np.ndarray, size: int, mode: str, rng: np.random.Generator 
     return arr[top:top + size, left:left + size]
 
 
+def image_to_array(img: Image.Image, channels: int, size: int | None) -> np.ndarray:
+    """Any PIL image -> uint8 (H, W, channels), shorter side resized to ``size`` when given."""
+    img = to_mode(img, channels)
+    if size is not None:
+        img = resize_shorter(img, size)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
 def decode_file(path: str | Path, channels: int, size: int | None) -> np.ndarray:
     """Read ``path`` into a uint8 (H, W, C) array, shorter side resized to ``size`` when given."""
     with Image.open(path) as img:
-        img = to_mode(img, channels)
-        if size is not None:
-            img = resize_shorter(img, size)
-        arr = np.asarray(img, dtype=np.uint8)
-    return arr[..., None] if arr.ndim == 2 else arr
+        return image_to_array(img, channels, size)
 
 
 def resize_array(arr: np.ndarray, size: int, channels: int | None = None) -> np.ndarray:
     """A uint8 (H, W, C) array with its shorter side resized to ``size`` (and converted to ``channels``)."""
     img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
-    if channels is not None:
-        img = to_mode(img, channels)
-    out = np.asarray(resize_shorter(img, size), dtype=np.uint8)
-    return out[..., None] if out.ndim == 2 else out
+    return image_to_array(img, channels or arr.shape[2], size)
 
 
 def to_tensor(arr: np.ndarray, size: int, crop: str, flip: bool, rng: np.random.Generator | None) -> torch.Tensor:

@@ -135,14 +135,12 @@ class Trainer:
         self.step = 0
         data_position = 0
         self.run_dir = run_dir
-        # Per-rank streams for anything a recipe draws from torch's global RNG (dropout, ...). A
-        # checkpoint holds rank 0's state; other ranks derive theirs from the step on resume.
         if resume_from is not None:
             data_position = self._load(resume_from)
-            if self.dist.rank > 0:
-                torch.manual_seed(rt.seed + 1_000_003 * self.dist.rank + self.step)
-        else:
-            torch.manual_seed(rt.seed + 1_000_003 * self.dist.rank)
+        # Per-rank streams for anything a recipe draws from torch's global RNG (dropout, ...). A
+        # checkpoint restores rank 0's state; every other case derives it from rank and step.
+        if resume_from is None or self.dist.rank > 0:
+            torch.manual_seed(rt.seed + 1_000_003 * self.dist.rank + self.step)
         for net in self.recipe.networks.values():
             broadcast_module(net, self.dist.world_size)
         self.stream = build_loader(self.dataset, cfg.data, self.local_batch, self.dist.world_size, self.dist.rank,
