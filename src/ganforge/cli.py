@@ -30,6 +30,18 @@ EXAMPLES = {
         ganforge export runs/demo --format safetensors   # -> runs/demo/export/model.safetensors + config.json
         ganforge export runs/demo --format torchscript --out gen_ts/
         ganforge export runs/demo --format onnx --weights raw""",
+    "evaluate": """
+        ganforge evaluate runs/demo                          # oracle metrics (shapes data), 1000 images
+        ganforge evaluate runs/demo --metrics fid,is,kid,pr,dc,oracle --n 10000
+        ganforge evaluate runs/x/checkpoints/step-00020000.pt --metrics fid --inception /w/pt_inception-2015-12-05-6726825d.pth
+        ganforge evaluate runs/faces --metrics fid,kid data.path=/data/faces_test   # another real set""",
+    "weights": """
+        ganforge weights list                                # registered files and where each was found
+        ganforge weights import ~/Downloads/pt_inception-2015-12-05-6726825d.pth
+        GANFORGE_WEIGHTS_DIR=/shared/weights ganforge weights import alexnet-owt-7be5be79.pth""",
+    "oracle": """
+        ganforge oracle                                      # train (once, ~3 min on 2 cores) or load, print accuracy
+        ganforge oracle --json""",
     "info": """
         ganforge info                                     # versions, devices, working precisions
         ganforge info --json""",
@@ -44,7 +56,7 @@ EXAMPLES = {
 def _parser() -> argparse.ArgumentParser:
     from ganforge import __version__
 
-    p = argparse.ArgumentParser(prog="ganforge", description="Train, sample and export GANs on any machine.",
+    p = argparse.ArgumentParser(prog="ganforge", description="Train, sample, evaluate and export GANs on any machine.",
                                 epilog="Run `ganforge VERB --help` for each verb's examples.")
     p.add_argument("--version", action="version", version=f"ganforge {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -80,6 +92,33 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=["safetensors", "torchscript", "onnx"], default="safetensors")
     e.add_argument("--weights", choices=["ema", "raw"], default="ema")
     e.add_argument("--out", help="output folder (default: RUN/export/FORMAT)")
+
+    v = verb("evaluate", "Measure a run or checkpoint: FID, IS, KID, precision/recall, density/coverage, oracle.")
+    v.add_argument("source", help="run folder or checkpoint .pt")
+    v.add_argument("overrides", nargs="*", help="key=value applied to the run's config, e.g. data.path=/data/test")
+    v.add_argument("--metrics", default="oracle", help="comma-separated: fid,is,kid,pr,dc,oracle (default: oracle)")
+    v.add_argument("--n", type=int, default=1000, help="generated images (and real images per real set)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--weights", choices=["ema", "raw"], default="ema")
+    v.add_argument("--batch-size", type=int, default=100)
+    v.add_argument("--device", default="cpu")
+    v.add_argument("--inception", help="InceptionV3 weights file (default: registry lookup)")
+    v.add_argument("--allow-nonstandard-weights", action="store_true",
+                   help="use an Inception file whose hash is not the standard one (numbers will not compare)")
+    v.add_argument("--out", help="JSON result path (default: RUN/eval/CHECKPOINT-WEIGHTS.json)")
+    v.add_argument("--json", action="store_true", help="print the JSON result instead of a table")
+
+    w = verb("weights", "List or import the pretrained weights that metrics use (never downloaded).")
+    wsub = w.add_subparsers(dest="action", metavar="ACTION", required=True)
+    wsub.add_parser("list", help="registered weights, their size, and where each was found")
+    wi = wsub.add_parser("import", help="validate a weights file (keys, shapes, hash) and install it")
+    wi.add_argument("file")
+    wi.add_argument("--name", help="registry name, when the file name does not say (inception-fid, alexnet, vgg16)")
+    wi.add_argument("--to", help="install folder (default: $GANFORGE_WEIGHTS_DIR, else the torch hub cache)")
+    wi.add_argument("--allow-nonstandard-weights", action="store_true")
+
+    o = verb("oracle", "Train (once, cached) or load the shapes oracle and print its held-out accuracy.")
+    o.add_argument("--json", action="store_true")
 
     i = verb("info", "Show versions, devices and the precisions that work on this machine.")
     i.add_argument("--json", action="store_true")
@@ -274,8 +313,60 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from ganforge.metrics.evaluate import Evaluator, write_result
+    from ganforge.metrics.source import open_source
+
+    source = open_source(args.source, args.weights, args.overrides, args.device)
+    evaluator = Evaluator(source.dataset, args.metrics, args.n, seed=args.seed, batch_size=args.batch_size,
+                          device=args.device, inception_path=args.inception,
+                          allow_nonstandard=args.allow_nonstandard_weights, progress=True)
+    print(f"evaluating {source.checkpoint} ({args.weights} weights, step {source.step}) on {args.n} images "
+          f"against {type(source.dataset).__name__} ...", file=sys.stderr)
+    result = evaluator.evaluate_generator(source.generator.net)
+    out = Path(args.out) if args.out else source.run_dir / "eval" / f"{source.checkpoint.stem}-{args.weights}.json"
+    write_result(result, out, {"source": str(args.source), "checkpoint": source.checkpoint.name,
+                               "step": source.step, "weights": args.weights})
+    if args.json:
+        print(out.read_text(encoding="utf-8"))
+    else:
+        print(result.table())
+        print(f"wrote {out}")
+    return 0
+
+
+def _weights(args: argparse.Namespace) -> int:
+    from ganforge.metrics.weights import import_weights, weights_status
+
+    if args.action == "import":
+        path = import_weights(args.file, args.name, args.to, args.allow_nonstandard_weights)
+        print(f"verified and installed: {path}")
+        return 0
+    for row in weights_status():
+        print(f"{row['name']:<14} {row['file']:<44} {row['size']:<14} {row['found']}")
+        print(f"{'':<14} used by: {row['used_by']}")
+    return 0
+
+
+def _oracle(args: argparse.Namespace) -> int:
+    from ganforge.metrics.oracle import OracleRecipe, load_oracle, oracle_path
+
+    recipe = OracleRecipe()
+    oracle = load_oracle(recipe)
+    info = {"path": str(oracle_path(recipe)), "recipe": recipe.digest(), "held_out_accuracy": oracle.accuracy}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"shapes oracle {info['recipe']}: {info['path']}")
+    print("held-out accuracy on the shapes dataset (worst of class/unconditional views at 32 and 64 px):")
+    for k, v in oracle.accuracy.items():
+        print(f"  {k:<9} {v:.4f}")
+    return 0
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "train": _train, "resume": _resume, "sample": _sample, "export": _export, "info": _info, "data": _data,
+    "train": _train, "resume": _resume, "sample": _sample, "export": _export, "evaluate": _evaluate,
+    "weights": _weights, "oracle": _oracle, "info": _info, "data": _data,
 }
 
 
@@ -297,13 +388,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from ganforge.config import ConfigError
     from ganforge.data.images import DataError
+    from ganforge.metrics.evaluate import EvalError
+    from ganforge.metrics.weights import WeightsError
     from ganforge.registry import RegistryError
     from ganforge.train.checkpoint import CheckpointError
     from ganforge.train.trainer import TrainingDiverged
 
     try:
         return HANDLERS[args.verb](args)
-    except (ConfigError, DataError, RegistryError, CheckpointError, FileExistsError, FileNotFoundError) as err:
+    except (ConfigError, DataError, RegistryError, CheckpointError, FileExistsError, FileNotFoundError,
+            EvalError, WeightsError) as err:
         print(f"ganforge {args.verb}: error: {err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:

@@ -96,6 +96,26 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Evaluation during training and keeping the best checkpoints (BigGAN's test()).
+
+    Every ``every`` steps (0: never) rank 0 samples ``n`` images from the EMA generator (the raw one
+    without EMA), computes ``metrics`` and logs them; with ``keep_best`` > 0 the best ``keep_best``
+    checkpoints by ``metric`` are kept in ``checkpoints/best/``.
+    """
+
+    every: int = non_negative(0)
+    metrics: list[str] = field(default_factory=lambda: ["oracle"])  # fid, is, kid, pr, dc, oracle
+    metric: str = "oracle_fid"  # what ranks checkpoints: fid, is, kid, precision, ..., oracle_fid, ...
+    n: int = positive(1000)
+    keep_best: int = non_negative(0)
+    batch_size: int = positive(100)
+    seed: int = non_negative(0)
+    inception_weights: str | None = None  # explicit file; else $GANFORGE_WEIGHTS_DIR, then the torch hub cache
+    allow_nonstandard_weights: bool = False
+
+
+@dataclass
 class RuntimeConfig:
     """Where and how the math runs."""
 
@@ -120,6 +140,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -327,7 +348,22 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
     cfg.model = _convert(model, spec.model_config, "model")
     cfg.recipe = _convert(recipe, spec.recipe_config, "recipe")
     spec.check(cfg)
+    _check_eval(cfg)
     return cfg
+
+
+def _check_eval(cfg: RunConfig) -> None:
+    """``eval.metric`` must be produced by ``eval.metrics``; checked before any work starts."""
+    from ganforge.metrics.evaluate import EvalError, group_of, metric_direction, parse_metrics
+
+    try:
+        groups = parse_metrics(cfg.eval.metrics)
+        metric_direction(cfg.eval.metric)
+    except EvalError as err:
+        raise ConfigError(f"eval: {err}") from None
+    if cfg.eval.keep_best and group_of(cfg.eval.metric) not in groups:
+        raise ConfigError(f"eval.metric: '{cfg.eval.metric}' comes from the '{group_of(cfg.eval.metric)}' metrics, "
+                          f"which eval.metrics={groups} does not compute; add it to eval.metrics")
 
 
 def load_config(preset: str | Path | None, overrides: typing.Sequence[str] = ()) -> RunConfig:

@@ -1,7 +1,7 @@
 """``shapes``: a procedural dataset that needs no download and is the same on every machine.
 
 Image ``i`` of seed ``s`` is drawn from a generator seeded by (s, i), so any subset can be rendered
-in any order, by any worker. A scene has 1..max_objects objects; each has a shape (circle, square,
+in any order, by any worker. A scene has 1..max_objects fully visible objects; each has a shape (circle, square,
 triangle), one of six colors, a size (small, large) and a position. Views:
 
 - ``unconditional``: images only.
@@ -33,6 +33,7 @@ COLOR_NAMES = tuple(COLORS)
 SIZES = (0.30, 0.45)  # object extent as a fraction of the image side: small, large
 NUM_CLASSES = len(SHAPES) * len(COLORS)
 SUPERSAMPLE = 4
+SEPARATION = 1.1  # bounding circles of two objects stay this factor apart (square corners reach 1.24 r)
 
 
 @dataclass(frozen=True)
@@ -57,18 +58,27 @@ class Scene:
 
 
 def sample_scene(rng: np.random.Generator, num_objects: int) -> Scene:
-    """Draw a scene with ``num_objects`` non-overlapping-ish objects from ``rng``."""
+    """Draw a scene of up to ``num_objects`` objects from ``rng``; every object stays fully visible.
+
+    Objects keep their bounding circles apart (x ``SEPARATION``), so a reader (or the oracle) can
+    always count and name them. An object that finds no free place in 20 tries is retried small,
+    and dropped after 20 more: a scene may hold fewer objects than drawn, never an occluded one.
+    The first object is always placed, from the first draw.
+    """
     objects: list[ShapeObject] = []
     for _ in range(num_objects):
         size = int(rng.integers(len(SIZES)))
-        half = SIZES[size] / 2
-        # Rejection keeps objects apart so each stays recognisable; 20 tries, then accept.
-        for _try in range(20):
+        placed = None
+        for attempt in range(40):
+            trial = size if attempt < 20 else 0
+            half = SIZES[trial] / 2
             x, y = rng.uniform(half + 0.04, 1 - half - 0.04, size=2)
-            if all((x - o.x) ** 2 + (y - o.y) ** 2 > (half + SIZES[o.size] / 2) ** 2 for o in objects):
+            if all((x - o.x) ** 2 + (y - o.y) ** 2 > (SEPARATION * (half + SIZES[o.size] / 2)) ** 2 for o in objects):
+                placed = (trial, float(x), float(y))
                 break
-        objects.append(ShapeObject(int(rng.integers(len(SHAPES))), int(rng.integers(len(COLORS))),
-                                   size, float(x), float(y)))
+        shape, color = int(rng.integers(len(SHAPES))), int(rng.integers(len(COLORS)))
+        if placed is not None:
+            objects.append(ShapeObject(shape, color, placed[0], placed[1], placed[2]))
     return Scene(background=int(rng.integers(20, 61)), objects=tuple(objects))
 
 

@@ -148,6 +148,15 @@ class Trainer:
         # Fixed inputs for the periodic sample grid: the same images every time, on every device.
         self.sample_inputs = self.generator.make_inputs(tr.sample_count, torch.Generator().manual_seed(rt.seed + 1))
         self.logger = RunLogger(run_dir if self.is_main else None, tr.tensorboard) if run_dir else None
+        self.evaluator = None
+        if cfg.eval.every and self.is_main:
+            # Built now so that missing weights or a wrong metric stop the run before step 1.
+            from ganforge.metrics.evaluate import Evaluator
+
+            ev = cfg.eval
+            self.evaluator = Evaluator(self.dataset, ev.metrics, ev.n, seed=ev.seed, batch_size=ev.batch_size,
+                                       device=self.device, inception_path=ev.inception_weights,
+                                       allow_nonstandard=ev.allow_nonstandard_weights, progress=tr.progress)
 
     # ------------------------------------------------------------------------------------------
     # state
@@ -284,6 +293,30 @@ class Trainer:
             self.logger.image(self.step, "samples", grid_image(images))
         return path
 
+    def evaluate(self, checkpoint: Path | None) -> dict[str, float] | None:
+        """Evaluate the generator now (rank 0), log it, write ``eval/step-N.json``, rank ``checkpoint``."""
+        result = None
+        if self.evaluator is not None:
+            from ganforge.metrics.evaluate import metric_direction, write_result
+            from ganforge.train.best import update_best
+
+            ev = self.cfg.eval
+            result = self.evaluator.evaluate_generator(self.ema if self.ema is not None else self.generator)
+            if self.logger is not None:
+                self.logger.scalars(self.step, {f"eval/{k}": v for k, v in result.metrics.items()})
+            if self.run_dir is not None:
+                write_result(result, self.run_dir / "eval" / f"step-{self.step:08d}.json",
+                             {"step": self.step, "weights": "ema" if self.ema is not None else "raw",
+                              "checkpoint": checkpoint.name if checkpoint else None})
+                if ev.keep_best and checkpoint is not None:
+                    update_best(self.run_dir / "checkpoints" / "best", checkpoint, self.step,
+                                result.metrics[ev.metric], ev.metric, metric_direction(ev.metric), ev.keep_best)
+            ref = result.real_vs_real.get(ev.metric, float("nan"))
+            tqdm.write(f"step {self.step}: {ev.metric} = {result.metrics.get(ev.metric, float('nan')):.4g} "
+                       f"(real vs real {ref:.4g})", file=sys.stderr)
+        barrier(self.dist.world_size)
+        return result.metrics if result is not None else None
+
     def fit(self) -> TrainResult:
         """Train until ``train.steps``, a signal, or divergence; returns how it ended."""
         tr = self.cfg.train
@@ -316,8 +349,14 @@ class Trainer:
                                          if k.endswith("/loss")}, refresh=False)
                     if self.step % tr.sample_every == 0 or self.step == tr.steps:
                         self.write_samples()
-                    if self.step % tr.ckpt_every == 0 or self.step == tr.steps:
+                    saved_now = self.step % tr.ckpt_every == 0 or self.step == tr.steps
+                    if saved_now:
                         last_ckpt = self.save()
+                    ev = self.cfg.eval
+                    if ev.every and (self.step % ev.every == 0 or self.step == tr.steps):
+                        if ev.keep_best and not saved_now:
+                            last_ckpt = self.save()  # keep-best needs this step's weights on disk
+                        self.evaluate(last_ckpt)
                     if self.step_hook is not None:
                         self.step_hook(self, self.step)
                     if must_stop or stop.reason is not None:

@@ -1,0 +1,80 @@
+"""Oracle quality of every family that has a shapes preset, after a fixed CPU budget.
+
+Not a test: trains each run, evaluates it at a few points with the shapes oracle (no downloaded
+weights needed) and prints a table with the real-vs-real values beside the model's, so the gap can
+be judged. Each run lands in runs/quality-<family>/ (eval/*.json hold every number).
+
+    .venv/bin/python benchmarks/quality.py                       # default budget (~12 min on 2 cores)
+    .venv/bin/python benchmarks/quality.py --steps 3000 --every 1000 --n 2000
+    .venv/bin/python benchmarks/quality.py --only wgan_gp/demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from ganforge.config import load_config
+from ganforge.train.trainer import train
+
+# family preset -> overrides that fit the CPU budget (same architecture as the preset)
+RUNS = {
+    "wgan_gp/demo": [],
+    "dcgan/shapes": ["model.image_size=32", "data.image_size=32", "data.max_objects=1", "train.batch_size=64",
+                     "train.ema.enabled=true", "train.ema.decay=0.995", "train.ema.start=300"],
+}
+COLUMNS = ("oracle_fid", "oracle_kid", "oracle_precision", "oracle_recall", "oracle_density", "oracle_coverage",
+           "oracle_confident", "oracle_object_tv")
+
+
+def run(preset: str, extra: list[str], steps: int, every: int, n: int, out_dir: str) -> list[dict]:
+    name = "quality-" + preset.replace("/", "-")
+    shutil.rmtree(Path(out_dir) / name, ignore_errors=True)
+    cfg = load_config(preset, [f"name={name}", f"out_dir={out_dir}", f"train.steps={steps}",
+                               f"train.ckpt_every={every}", f"eval.every={every}", f"eval.n={n}",
+                               "eval.metrics=[oracle]", "train.progress=false", *extra])
+    t0 = time.perf_counter()
+    result = train(cfg)
+    minutes = (time.perf_counter() - t0) / 60
+    rows = []
+    for path in sorted((result.run_dir / "eval").glob("step-*.json")):
+        data = json.loads(path.read_text())
+        rows.append({"run": preset, "step": data["step"], "minutes": minutes, **data["metrics"],
+                     "_real": data["real_vs_real"]})
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--every", type=int, default=500)
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--only", nargs="*", default=None, help="presets to run (default: all)")
+    p.add_argument("--out-dir", default="runs")
+    args = p.parse_args()
+    rows = []
+    for preset, extra in RUNS.items():
+        if args.only and preset not in args.only:
+            continue
+        rows += run(preset, extra, args.steps, args.every, args.n, args.out_dir)
+    header = ["run", "step"] + [c.replace("oracle_", "") for c in COLUMNS]
+    print(" | ".join(header))
+    print(" | ".join("---" for _ in header))
+    last_run = None
+    for row in rows:
+        if last_run is not None and row["run"] != last_run:
+            print(" | ".join([last_run, "real vs real"] + [f"{last_real.get(c, float('nan')):.4g}" for c in COLUMNS]))
+        print(" | ".join([row["run"], str(row["step"])] + [f"{row.get(c, float('nan')):.4g}" for c in COLUMNS]))
+        last_run, last_real = row["run"], row["_real"]
+    if last_run is not None:
+        print(" | ".join([last_run, "real vs real"] + [f"{last_real.get(c, float('nan')):.4g}" for c in COLUMNS]))
+    for preset in dict.fromkeys(r["run"] for r in rows):
+        minutes = next(r["minutes"] for r in rows if r["run"] == preset)
+        print(f"{preset}: {args.steps} steps in {minutes:.1f} min (training + evaluations)")
+
+
+if __name__ == "__main__":
+    main()

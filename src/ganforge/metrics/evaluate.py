@@ -1,0 +1,251 @@
+"""Evaluate a generator against real data: FID, IS, KID, precision/recall, density/coverage, oracle.
+
+An :class:`Evaluator` is built once (feature extractors, real-image features, real-vs-real
+reference values) and then called on generators, so training can evaluate every few thousand steps
+without recomputing the real side. Every number comes with its real-vs-real counterpart: the same
+metric between two disjoint real sets of the same size, which is the floor a perfect generator
+would reach at this sample size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ganforge.metrics import distances
+from ganforge.metrics.oracle import rgb_uint8
+
+METRIC_GROUPS = ("fid", "is", "kid", "pr", "dc", "oracle")
+# Values a group produces, and whether higher is better (for keep-best).
+PRODUCES = {
+    "fid": {"fid": False},
+    "is": {"is": True, "is_std": None},
+    "kid": {"kid": False, "kid_std": None},
+    "pr": {"precision": True, "recall": True},
+    "dc": {"density": True, "coverage": True},
+    "oracle": {"oracle_fid": False, "oracle_kid": False, "oracle_kid_std": None, "oracle_precision": True,
+               "oracle_recall": True, "oracle_density": True, "oracle_coverage": True, "oracle_confident": True,
+               "oracle_count_tv": False, "oracle_object_tv": False},
+}
+INCEPTION_GROUPS = {"fid", "is", "kid", "pr", "dc"}
+
+
+class EvalError(ValueError):
+    """An evaluation request that cannot be served (unknown metric, too few images, wrong data)."""
+
+
+def parse_metrics(text: str | list[str] | tuple[str, ...]) -> list[str]:
+    """``"fid,is,oracle"`` (or a list) -> validated metric groups, in a stable order."""
+    items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
+    unknown = [t for t in items if t not in METRIC_GROUPS]
+    if unknown or not items:
+        raise EvalError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; choose from "
+                        f"{', '.join(METRIC_GROUPS)} (comma-separated)")
+    return [m for m in METRIC_GROUPS if m in items]
+
+
+def metric_direction(name: str) -> bool:
+    """True when a higher ``name`` is better; raises EvalError for a value no group produces."""
+    for values in PRODUCES.values():
+        if name in values and values[name] is not None:
+            return bool(values[name])
+    valid = sorted(k for v in PRODUCES.values() for k, d in v.items() if d is not None)
+    raise EvalError(f"'{name}' is not a metric that can rank checkpoints; choose from {', '.join(valid)}")
+
+
+def group_of(name: str) -> str:
+    return next(g for g, values in PRODUCES.items() if name in values)
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    real_vs_real: dict[str, float]
+    n: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        def clean(d: dict[str, float]) -> dict[str, float | None]:
+            return {k: (None if not math.isfinite(v) else v) for k, v in d.items()}
+        return {"n": self.n, "metrics": clean(self.metrics), "real_vs_real": clean(self.real_vs_real), **self.info}
+
+    def table(self) -> str:
+        rows = [("metric", "model", "real vs real")]
+        for k, v in self.metrics.items():
+            ref = self.real_vs_real.get(k)
+            rows.append((k, _fmt(v), _fmt(ref) if ref is not None else "-"))
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                 for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+
+def _fmt(v: float) -> str:
+    if not math.isfinite(v):
+        return "nan"
+    return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+
+
+class _Features:
+    """Runs the feature extractors a request needs on batches of images."""
+
+    def __init__(self, groups: list[str], device: torch.device, inception: nn.Module | None, oracle: Any):
+        self.groups, self.device, self.inception, self.oracle = groups, device, inception, oracle
+
+    @torch.no_grad()
+    def __call__(self, batches: Iterator[torch.Tensor]) -> dict[str, torch.Tensor]:
+        out: dict[str, list[torch.Tensor]] = {}
+        for images in batches:
+            u8 = rgb_uint8(images)
+            if self.inception is not None:
+                pool, logits = self.inception(u8.to(self.device))
+                out.setdefault("inception", []).append(pool.double().cpu())
+                out.setdefault("logits", []).append(logits.double().cpu())
+            if self.oracle is not None:
+                r = self.oracle.read(u8)
+                out.setdefault("oracle", []).append(r.features.double())
+                out.setdefault("oracle_count", []).append(r.count)
+                out.setdefault("oracle_object", []).append(r.object)
+                out.setdefault("oracle_confident", []).append(r.confident)
+        return {k: torch.cat(v) for k, v in out.items()}
+
+
+def _histogram_tv(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Total-variation distance between two histograms (counts or frequency vectors)."""
+    pa, pb = a.double() / a.double().sum().clamp_min(1e-12), b.double() / b.double().sum().clamp_min(1e-12)
+    return 0.5 * (pa - pb).abs().sum().item()
+
+
+def compare(fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor], groups: list[str],
+            kid_subsets: int = 100) -> dict[str, float]:
+    """All requested metrics of ``fake`` features against ``real`` features."""
+    out: dict[str, float] = {}
+    inception_groups = {g for g in groups if g in INCEPTION_GROUPS and g != "is"}
+    if inception_groups:
+        out.update(distances.feature_metrics(fake["inception"], real["inception"], inception_groups,
+                                             kid_subsets=kid_subsets))
+    if "is" in groups:
+        out["is"], out["is_std"] = distances.inception_score(fake["logits"])
+    if "oracle" in groups:
+        out.update(distances.feature_metrics(fake["oracle"], real["oracle"], {"fid", "kid", "pr", "dc"},
+                                             prefix="oracle_", kid_subsets=kid_subsets))
+        out["oracle_confident"] = fake["oracle_confident"].float().mean().item()
+        bins = int(max(fake["oracle_count"].max(), real["oracle_count"].max())) + 1
+        out["oracle_count_tv"] = _histogram_tv(fake["oracle_count"].bincount(minlength=bins),
+                                               real["oracle_count"].bincount(minlength=bins))
+        out["oracle_object_tv"] = _histogram_tv(fake["oracle_object"].sum(0), real["oracle_object"].sum(0))
+    ordered = [k for g in groups for k in PRODUCES[g] if k in out]
+    return {k: out[k] for k in ordered}
+
+
+def sample_batches(net: nn.Module, n: int, seed: int, batch_size: int, device: torch.device
+                   ) -> Iterator[torch.Tensor]:
+    """``n`` images from a generator with ``make_inputs(n, generator)``, batch ``i`` seeded by (seed, i)."""
+    was_training = net.training
+    net.eval()
+    try:
+        for i, start in enumerate(range(0, n, batch_size)):
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + i)
+            inputs = net.make_inputs(min(batch_size, n - start), gen)
+            with torch.no_grad():
+                yield net(*(t.to(device) for t in inputs)).float().cpu()
+    finally:
+        net.train(was_training)
+
+
+def real_batches(dataset: Any, indices: np.ndarray, batch_size: int) -> Iterator[torch.Tensor]:
+    """Real images (no augmentation: ``get`` without an rng) in batches."""
+    for start in range(0, len(indices), batch_size):
+        yield torch.stack([dataset.get(int(i))["image"] for i in indices[start:start + batch_size]])
+
+
+class Evaluator:
+    """Extractors and real-side features, built once; call it with a generator network.
+
+    ``inception_path``: an explicit weights file (else the registry lookup); ``allow_nonstandard``
+    accepts weights whose hash is not the standard file's.
+    """
+
+    def __init__(self, dataset: Any, metrics: str | list[str], n: int, seed: int = 0, batch_size: int = 100,
+                 device: str | torch.device = "cpu", inception_path: str | Path | None = None,
+                 allow_nonstandard: bool = False, inception: nn.Module | None = None, oracle: Any = None,
+                 progress: bool = False):
+        from ganforge.data.shapes import ShapesDataset
+
+        self.groups = parse_metrics(metrics)
+        self.n, self.seed, self.batch_size = n, seed, batch_size
+        self.device = torch.device(device)
+        if n < 10:
+            raise EvalError(f"n={n} is too few images to compare distributions; use at least 10 (1,000+ for numbers "
+                            f"worth reporting; FID papers use 10,000 or 50,000)")
+        if len(dataset) < 2 * n:
+            raise EvalError(f"the real data has {len(dataset)} images; n={n} needs {2 * n} (n to compare against, n "
+                            f"more for the real-vs-real reference). Lower n to at most {len(dataset) // 2}.")
+        self.info: dict[str, Any] = {"metrics_requested": self.groups, "seed": seed}
+        # Built before any image is touched: a missing weights file must fail in the first second.
+        with torch.random.fork_rng(devices=[]):  # building modules must not move the caller's RNG streams
+            if inception is None and INCEPTION_GROUPS & set(self.groups):
+                from ganforge.metrics.inception import build_inception
+                from ganforge.metrics.weights import load_weights
+
+                state, provenance = load_weights("inception-fid", inception_path, allow_nonstandard)
+                inception = build_inception(state)
+                self.info["inception"] = provenance
+            if "oracle" in self.groups:
+                if not isinstance(dataset, ShapesDataset):
+                    raise EvalError("oracle metrics read the built-in shapes data only; this run's data is "
+                                    f"'{type(dataset).__name__}'. Use fid,is,kid,pr,dc instead.")
+                if oracle is None:
+                    from ganforge.metrics.oracle import load_oracle
+
+                    oracle = load_oracle(progress=progress)
+                self.info["oracle"] = {"recipe": oracle.recipe.digest(), "held_out_accuracy": oracle.accuracy}
+        self.features = _Features(self.groups, self.device,
+                                  inception.to(self.device) if inception is not None else None,
+                                  oracle if "oracle" in self.groups else None)
+        order = np.random.default_rng(seed).permutation(len(dataset))
+        self.dataset, self.real_a_idx, self.real_b_idx = dataset, order[:n], order[n:2 * n]
+        self._real: dict[str, torch.Tensor] | None = None
+        self.real_vs_real: dict[str, float] = {}
+
+    def _real_side(self) -> dict[str, torch.Tensor]:
+        if self._real is None:
+            self._real = self.features(real_batches(self.dataset, self.real_a_idx, self.batch_size))
+            other = self.features(real_batches(self.dataset, self.real_b_idx, self.batch_size))
+            self.real_vs_real = compare(other, self._real, self.groups)
+        return self._real
+
+    def evaluate(self, images: Callable[[], Iterator[torch.Tensor]]) -> EvalResult:
+        """Metrics of the images that ``images()`` yields (n of them) against the real set."""
+        t0 = time.perf_counter()
+        real = self._real_side()
+        fake = self.features(images())
+        got = len(next(iter(fake.values())))
+        if got != self.n:
+            raise EvalError(f"the generator gave {got} images; expected n={self.n}")
+        result = EvalResult(compare(fake, real, self.groups), dict(self.real_vs_real), self.n, dict(self.info))
+        result.info["seconds"] = round(time.perf_counter() - t0, 2)
+        return result
+
+    def evaluate_generator(self, net: nn.Module) -> EvalResult:
+        """Sample ``n`` images from ``net`` (fixed seeds, so the same weights give the same numbers)."""
+        with torch.random.fork_rng(devices=[]):
+            return self.evaluate(lambda: sample_batches(net, self.n, self.seed, self.batch_size, self.device))
+
+
+def write_result(result: EvalResult, path: Path, extra: dict[str, Any]) -> Path:
+    """Write the result as JSON (atomically) and return the path."""
+    from ganforge.train.checkpoint import atomic_write_bytes
+
+    payload = {**extra, **result.to_json()}
+    atomic_write_bytes(path, json.dumps(payload, indent=2).encode("utf-8"))
+    return path
