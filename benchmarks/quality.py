@@ -30,7 +30,7 @@ COLUMNS = ("oracle_fid", "oracle_kid", "oracle_precision", "oracle_recall", "ora
            "oracle_confident", "oracle_object_tv")
 
 
-def run(preset: str, extra: list[str], steps: int, every: int, n: int, out_dir: str) -> list[dict]:
+def run(preset: str, extra: list[str], steps: int, every: int, n: int, out_dir: str) -> dict:
     name = "quality-" + preset.replace("/", "-")
     shutil.rmtree(Path(out_dir) / name, ignore_errors=True)
     cfg = load_config(preset, [f"name={name}", f"out_dir={out_dir}", f"train.steps={steps}",
@@ -39,12 +39,13 @@ def run(preset: str, extra: list[str], steps: int, every: int, n: int, out_dir: 
     t0 = time.perf_counter()
     result = train(cfg)
     minutes = (time.perf_counter() - t0) / 60
-    rows = []
-    for path in sorted((result.run_dir / "eval").glob("step-*.json")):
-        data = json.loads(path.read_text())
-        rows.append({"run": preset, "step": data["step"], "minutes": minutes, **data["metrics"],
-                     "_real": data["real_vs_real"]})
-    return rows
+    evals = [json.loads(p.read_text()) for p in sorted((result.run_dir / "eval").glob("step-*.json"))]
+    return {"points": [(str(e["step"]), e["metrics"]) for e in evals], "real": evals[-1]["real_vs_real"],
+            "minutes": minutes}
+
+
+def row(*cells: str) -> str:
+    return " | ".join(cells)
 
 
 def main() -> None:
@@ -55,25 +56,17 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=None, help="presets to run (default: all)")
     p.add_argument("--out-dir", default="runs")
     args = p.parse_args()
-    rows = []
-    for preset, extra in RUNS.items():
-        if args.only and preset not in args.only:
-            continue
-        rows += run(preset, extra, args.steps, args.every, args.n, args.out_dir)
+    results = {preset: run(preset, extra, args.steps, args.every, args.n, args.out_dir)
+               for preset, extra in RUNS.items() if not args.only or preset in args.only}
     header = ["run", "step"] + [c.replace("oracle_", "") for c in COLUMNS]
-    print(" | ".join(header))
-    print(" | ".join("---" for _ in header))
-    last_run = None
-    for row in rows:
-        if last_run is not None and row["run"] != last_run:
-            print(" | ".join([last_run, "real vs real"] + [f"{last_real.get(c, float('nan')):.4g}" for c in COLUMNS]))
-        print(" | ".join([row["run"], str(row["step"])] + [f"{row.get(c, float('nan')):.4g}" for c in COLUMNS]))
-        last_run, last_real = row["run"], row["_real"]
-    if last_run is not None:
-        print(" | ".join([last_run, "real vs real"] + [f"{last_real.get(c, float('nan')):.4g}" for c in COLUMNS]))
-    for preset in dict.fromkeys(r["run"] for r in rows):
-        minutes = next(r["minutes"] for r in rows if r["run"] == preset)
-        print(f"{preset}: {args.steps} steps in {minutes:.1f} min (training + evaluations)")
+    print(row(*header))
+    print(row(*("---" for _ in header)))
+    for preset, res in results.items():
+        # the real-vs-real row does not depend on the step: one per run, after its points
+        for step, values in [*res["points"], ("real vs real", res["real"])]:
+            print(row(preset, step, *(f"{values.get(c, float('nan')):.4g}" for c in COLUMNS)))
+    for preset, res in results.items():
+        print(f"{preset}: {args.steps} steps in {res['minutes']:.1f} min (training + evaluations)")
 
 
 if __name__ == "__main__":

@@ -60,21 +60,28 @@ def load(path: str | Path, weights: str = "ema", device: str | torch.device = "c
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         model_cfg, net = build_generator(meta["family"], meta["model"])
         net.load_state_dict(load_file(str(path)))
-    else:
-        if path.is_dir():
-            ckpt = latest_checkpoint(path / "checkpoints")
-            if ckpt is None:
-                raise CheckpointError(f"'{path}' has no checkpoint and no model.safetensors")
-            path = ckpt
-        state = load_checkpoint(path)
-        model_cfg, net = build_generator(state["family"], state["config"]["model"])
-        if weights not in ("ema", "raw"):
-            raise ValueError(f"weights='{weights}' is not one of ema, raw")
-        raw = state["networks"][state["generator"]]
-        sd = state["ema"] if weights == "ema" and state.get("ema") is not None else raw
-        net.load_state_dict(sd)
-        meta = {"family": state["family"]}
-    gen = LoadedGenerator(meta["family"], model_cfg, net).eval()
+        return _ready(LoadedGenerator(meta["family"], model_cfg, net), device)
+    if path.is_dir():
+        ckpt = latest_checkpoint(path / "checkpoints")
+        if ckpt is None:
+            raise CheckpointError(f"'{path}' has no checkpoint and no model.safetensors")
+        path = ckpt
+    return generator_from_checkpoint(load_checkpoint(path), weights, device)
+
+
+def generator_from_checkpoint(state: dict[str, Any], weights: str = "ema",
+                              device: str | torch.device = "cpu") -> LoadedGenerator:
+    """The generator of an already loaded checkpoint ``state`` (see :func:`load` for ``weights``)."""
+    model_cfg, net = build_generator(state["family"], state["config"]["model"])
+    if weights not in ("ema", "raw"):
+        raise ValueError(f"weights='{weights}' is not one of ema, raw")
+    raw = state["networks"][state["generator"]]
+    net.load_state_dict(state["ema"] if weights == "ema" and state.get("ema") is not None else raw)
+    return _ready(LoadedGenerator(state["family"], model_cfg, net), device)
+
+
+def _ready(gen: LoadedGenerator, device: str | torch.device) -> LoadedGenerator:
+    gen.eval()
     for p in gen.parameters():
         p.requires_grad_(False)
     return gen.to(device)

@@ -7,8 +7,6 @@ Every function takes ``(N, D)`` float tensors: ``fake`` first, ``real`` second, 
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 
@@ -101,4 +99,4 @@ def feature_metrics(fake: torch.Tensor, real: torch.Tensor, which: set[str], pre
         out[prefix + "precision"], out[prefix + "recall"] = precision_recall(fake, real)
     if "dc" in which:
         out[prefix + "density"], out[prefix + "coverage"] = density_coverage(fake, real)
-    return {k: (v if math.isfinite(v) else float("nan")) for k, v in out.items()}
+    return out

@@ -53,16 +53,6 @@ def build_inception(state: dict | None) -> nn.Module:
         return _extractor_class()("inception-v3-compat", list(FEATURES))
 
 
-def inception_state_dict_problems(state: dict) -> list[str]:
-    """What keeps ``state`` from loading into the extractor (empty when it fits)."""
-    reference = build_inception(None).state_dict()
-    problems = [f"missing key '{k}'" for k in reference if k not in state]
-    problems += [f"unexpected key '{k}'" for k in state if k not in reference]
-    problems += [f"'{k}' has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}"
-                 for k, v in reference.items() if k in state and state[k].shape != v.shape]
-    return problems
-
-
 @torch.no_grad()
 def calibrate_batchnorm(net: nn.Module, batches: list[torch.Tensor]) -> nn.Module:
     """Set every BatchNorm's running statistics to the statistics of ``batches`` (uint8 images).

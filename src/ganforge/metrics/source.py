@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ganforge.load import LoadedGenerator, load
+from ganforge.load import LoadedGenerator, generator_from_checkpoint
 
 
 @dataclass
@@ -42,7 +42,6 @@ def open_source(path: str | Path, weights: str = "ema", overrides: Sequence[str]
     state = load_checkpoint(ckpt)
     cfg = resolve(apply_overrides(state["config"], list(overrides)))
     dataset = build_dataset(cfg.data, cfg.runtime.seed)
-    run_dir = ckpt.parent.parent if ckpt.parent.name in ("checkpoints", "best") else ckpt.parent
-    if ckpt.parent.name == "best":
-        run_dir = ckpt.parent.parent.parent
-    return EvalSource(load(ckpt, weights, device), dataset, ckpt, run_dir, int(state["step"]))
+    # runs/NAME/checkpoints/step-N.pt or runs/NAME/checkpoints/best/step-N.pt -> runs/NAME
+    run_dir = next((p.parent for p in ckpt.parents if p.name == "checkpoints"), ckpt.parent)
+    return EvalSource(generator_from_checkpoint(state, weights, device), dataset, ckpt, run_dir, int(state["step"]))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn as nn
 
 
 class WeightsError(RuntimeError):
@@ -37,38 +38,47 @@ class WeightsSpec:
 
     ``filenames``: names the file is known under (the first is the canonical one); the torch hub
     convention puts the first 8 hex digits of the file's SHA-256 at the end of the name.
-    ``check``: validates a loaded state dict against the network (raises WeightsError).
+    ``network``: builds the network the file belongs to (its keys and shapes are the reference).
     """
 
     name: str
     filenames: tuple[str, ...]
-    sha256_prefix: str
     size: str
     url: str
     used_by: str
-    check: Callable[[dict], None]
+    network: Callable[[], nn.Module]
+    description: str
 
+    @property
+    def sha256_prefix(self) -> str:
+        return Path(self.filenames[0]).stem.rsplit("-", 1)[-1]
 
-def _check_inception(state: dict) -> None:
-    from ganforge.metrics.inception import inception_state_dict_problems
-
-    problems = inception_state_dict_problems(state)
-    if problems:
-        raise WeightsError("not InceptionV3 FID weights: " + "; ".join(problems[:5]))
-
-
-def _check_torchvision(arch: str) -> Callable[[dict], None]:
-    def check(state: dict) -> None:
-        import torchvision
-
-        reference = getattr(torchvision.models, arch)().state_dict()
+    def check(self, state: dict) -> None:
+        """Raise WeightsError unless ``state`` has exactly the network's keys and shapes."""
+        with torch.device("meta"):  # shapes only: no memory, no random init
+            reference = self.network().state_dict()
         problems = [f"missing key '{k}'" for k in reference if k not in state]
+        problems += [f"unexpected key '{k}'" for k in state if k not in reference]
         problems += [f"'{k}' has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}"
                      for k, v in reference.items() if k in state and state[k].shape != v.shape]
         if problems:
-            raise WeightsError(f"not torchvision {arch} weights: " + "; ".join(problems[:5]))
+            raise WeightsError(f"not {self.description}: " + "; ".join(problems[:5]))
 
-    return check
+
+def _inception() -> nn.Module:
+    from ganforge.metrics.inception import build_inception
+
+    return build_inception(None)
+
+
+def _torchvision_weights(arch: str, filename: str, size: str, used_by: str) -> WeightsSpec:
+    def network() -> nn.Module:
+        import torchvision
+
+        return getattr(torchvision.models, arch)()
+
+    return WeightsSpec(name=arch, filenames=(filename,), size=size, url=f"https://download.pytorch.org/models/{filename}",
+                       used_by=used_by, network=network, description=f"torchvision {arch} weights")
 
 
 REGISTRY: dict[str, WeightsSpec] = {}
@@ -82,31 +92,17 @@ def register_weights(spec: WeightsSpec) -> WeightsSpec:
 register_weights(WeightsSpec(
     name="inception-fid",
     filenames=("weights-inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth"),
-    sha256_prefix="6726825d",
     size="about 91 MiB",
     url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
         " (or pytorch-fid's pt_inception-2015-12-05-6726825d.pth: the same tensors)",
     used_by="fid, is, kid, pr, dc (torch-fidelity's InceptionV3, converted from TensorFlow's 2015-12-05 graph)",
-    check=_check_inception,
+    network=_inception,
+    description="InceptionV3 FID weights",
 ))
-register_weights(WeightsSpec(
-    name="alexnet",
-    filenames=("alexnet-owt-7be5be79.pth",),
-    sha256_prefix="7be5be79",
-    size="about 233 MiB",
-    url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-    used_by="lpips (net=alex, the LPIPS default); the linear layers ship inside the lpips package",
-    check=_check_torchvision("alexnet"),
-))
-register_weights(WeightsSpec(
-    name="vgg16",
-    filenames=("vgg16-397923af.pth",),
-    sha256_prefix="397923af",
-    size="about 528 MiB",
-    url="https://download.pytorch.org/models/vgg16-397923af.pth",
-    used_by="lpips (net=vgg)",
-    check=_check_torchvision("vgg16"),
-))
+register_weights(_torchvision_weights(
+    "alexnet", "alexnet-owt-7be5be79.pth", "about 233 MiB",
+    "lpips (net=alex, the LPIPS default); the linear layers ship inside the lpips package"))
+register_weights(_torchvision_weights("vgg16", "vgg16-397923af.pth", "about 528 MiB", "lpips (net=vgg)"))
 
 
 def get_spec(name: str) -> WeightsSpec:
