@@ -48,14 +48,16 @@ class DataConfig:
     """Where images come from and how they are shaped.
 
     ``name`` picks a registered dataset: ``shapes`` (built-in, procedural), ``image_folder``,
-    ``cifar``, ``hdf5``. Keys that a dataset does not use are ignored by it.
+    ``cifar``, ``hdf5``, ``celeba`` (attribute file), ``rafd`` (one sub-folder per class),
+    ``celeba_rafd`` (both, for StarGAN's joint training). Keys that a dataset does not use are
+    ignored by it.
     """
 
     name: str = "shapes"
     path: str | None = None  # folder or file; required by every dataset but `shapes`
     image_size: int = positive(64)
     channels: Literal[1, 3] = 3
-    view: Literal["unconditional", "class"] = "unconditional"  # shapes: which labels come along
+    view: Literal["unconditional", "class", "attributes"] = "unconditional"  # shapes: which labels come along
     length: int = positive(20000)  # shapes: number of distinct images
     max_objects: int = bounded(2, ge=1, le=4)  # shapes: objects per image (unconditional view)
     classes: bool = False  # image_folder: first-level sub-folders are class labels
@@ -63,7 +65,17 @@ class DataConfig:
     flip: bool = False  # random horizontal flip
     in_memory: bool = False  # decode every image once and keep uint8 tensors in RAM
     strict: bool = False  # fail on the first unreadable file instead of skipping it
-    split: Literal["train", "test"] = "train"  # cifar
+    split: Literal["train", "test", "all"] = "train"  # cifar (train/test), celeba (StarGAN's split)
+    # celeba: the attributes that form the label, the attribute file (default: path/list_attr_celeba.txt)
+    # and StarGAN's test split rule (official: 1,999 test images as the code does; exact: 2,000)
+    selected_attrs: list[str] = field(default_factory=lambda: ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male",
+                                                               "Young"])
+    attr_file: str | None = None
+    test_split: Literal["official", "exact"] = "official"
+    crop_size: int | None = None  # celeba/rafd/image_folder: center crop at full resolution before resizing
+    # celeba_rafd (StarGAN's joint training): the RaFD folder beside data.path's CelebA, and its crop
+    rafd_path: str | None = None
+    rafd_crop_size: int = positive(256)
     num_workers: int | Literal["auto"] = "auto"
 
 

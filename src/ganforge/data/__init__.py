@@ -16,16 +16,18 @@ import torch
 from torch.utils.data import DataLoader
 
 from ganforge.config import DataConfig
+from ganforge.data.celeba import CelebADataset, write_celeba
 from ganforge.data.cifar import CifarDataset, write_cifar
 from ganforge.data.hdf5 import HDF5Dataset, pack_hdf5
 from ganforge.data.image_folder import ImageFolderDataset
 from ganforge.data.images import DataError
+from ganforge.data.joint import JointDataset
 from ganforge.data.sampler import InfiniteShardedSampler, SeededDataset
 from ganforge.data.shapes import ShapesDataset
 from ganforge.registry import get_dataset_builder, register_dataset
 
 __all__ = ["DataError", "build_dataset", "build_loader", "BatchStream", "auto_num_workers", "write_dataset",
-           "ShapesDataset", "ImageFolderDataset", "CifarDataset", "HDF5Dataset"]
+           "ShapesDataset", "ImageFolderDataset", "CifarDataset", "HDF5Dataset", "CelebADataset"]
 
 
 def _need_path(cfg: DataConfig) -> str:
@@ -45,7 +47,32 @@ def _shapes(cfg: DataConfig, seed: int) -> ShapesDataset:
 @register_dataset("image_folder")
 def _image_folder(cfg: DataConfig, seed: int) -> ImageFolderDataset:
     return ImageFolderDataset(_need_path(cfg), image_size=cfg.image_size, channels=cfg.channels, classes=cfg.classes,
-                              crop=cfg.crop, flip=cfg.flip, in_memory=cfg.in_memory, strict=cfg.strict)
+                              crop=cfg.crop, flip=cfg.flip, in_memory=cfg.in_memory, strict=cfg.strict,
+                              crop_size=cfg.crop_size)
+
+
+@register_dataset("celeba")
+def _celeba(cfg: DataConfig, seed: int) -> CelebADataset:
+    return CelebADataset(_need_path(cfg), tuple(cfg.selected_attrs), cfg.attr_file, image_size=cfg.image_size,
+                         crop_size=cfg.crop_size or 178, split=cfg.split, test_split=cfg.test_split, flip=cfg.flip,
+                         channels=cfg.channels, strict=cfg.strict)
+
+
+@register_dataset("rafd")
+def _rafd(cfg: DataConfig, seed: int) -> ImageFolderDataset:
+    # RaFD as StarGAN reads it: torchvision's ImageFolder layout, one sub-folder per expression.
+    return ImageFolderDataset(_need_path(cfg), image_size=cfg.image_size, channels=cfg.channels, classes=True,
+                              crop="center", flip=cfg.flip, in_memory=cfg.in_memory, strict=cfg.strict,
+                              crop_size=cfg.crop_size)
+
+
+@register_dataset("celeba_rafd")
+def _celeba_rafd(cfg: DataConfig, seed: int) -> JointDataset:
+    if not cfg.rafd_path:
+        raise DataError("data.rafd_path is required for celeba_rafd (the RaFD folder, one sub-folder per class)")
+    rafd = ImageFolderDataset(cfg.rafd_path, image_size=cfg.image_size, channels=cfg.channels, classes=True,
+                              flip=cfg.flip, in_memory=cfg.in_memory, strict=cfg.strict, crop_size=cfg.rafd_crop_size)
+    return JointDataset(_celeba(cfg, seed), rafd)
 
 
 @register_dataset("cifar")
@@ -133,7 +160,7 @@ def build_loader(dataset: Any, cfg: DataConfig, local_batch: int, world_size: in
 
 def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True) -> Path:
     """Write ``dataset`` to disk as ``image_folder`` (PNG, class sub-folders when labelled), ``cifar``
-    (32x32 python batches) or ``hdf5``. Lets the real loaders be exercised by the built-in data."""
+    (32x32 python batches), ``hdf5`` or ``celeba`` (attribute file; the shapes attributes view). Lets the real loaders be exercised by the built-in data."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -146,6 +173,8 @@ def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True) -> P
 
     if fmt == "hdf5":
         return pack_hdf5(dataset, out, progress)
+    if fmt == "celeba":
+        return write_celeba(dataset, out, progress)
     if fmt == "image_folder":
         for i in tqdm(range(n), desc="writing PNGs", disable=not progress):
             arr, label = uint8(i)
@@ -162,4 +191,4 @@ def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True) -> P
             images = np.repeat(images, 3, axis=3)
         write_cifar(out, images, np.asarray([p[1] for p in pairs]))
         return out
-    raise DataError(f"format '{fmt}' is not one of image_folder, cifar, hdf5")
+    raise DataError(f"format '{fmt}' is not one of image_folder, cifar, hdf5, celeba")

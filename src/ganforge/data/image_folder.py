@@ -118,8 +118,10 @@ class ImageFolderDataset:
     """Images from a folder tree, resized and cropped to one square size."""
 
     def __init__(self, root: str | Path, image_size: int = 64, channels: int = 3, classes: bool = False,
-                 crop: str = "center", flip: bool = False, in_memory: bool = False, strict: bool = False):
+                 crop: str = "center", flip: bool = False, in_memory: bool = False, strict: bool = False,
+                 crop_size: int | None = None):
         self.root = Path(root)
+        self.crop_size = crop_size  # center crop at full resolution before resizing (StarGAN's RaFD: 256)
         self.index = build_index(self.root, classes=classes, strict=strict)
         self.image_size, self.channels, self.crop, self.flip = image_size, channels, crop, flip
         self.strict = strict
@@ -140,7 +142,7 @@ class ImageFolderDataset:
     def _decode(self, i: int) -> np.ndarray | None:
         path = self.root / self.index.files[i]
         try:
-            return decode_file(path, self.channels, self.image_size)
+            return decode_file(path, self.channels, self.image_size, self.crop_size)
         except Exception as err:  # truncated data, decompression bombs, ... -> one clear outcome
             if self.strict:
                 raise DataError(f"cannot decode image '{path}': {type(err).__name__}: {err} "

@@ -67,9 +67,12 @@ def image_to_array(img: Image.Image, channels: int, size: int | None) -> np.ndar
     return arr[..., None] if arr.ndim == 2 else arr
 
 
-def decode_file(path: str | Path, channels: int, size: int | None) -> np.ndarray:
-    """Read ``path`` into a uint8 (H, W, C) array, shorter side resized to ``size`` when given."""
+def decode_file(path: str | Path, channels: int, size: int | None, crop_size: int | None = None) -> np.ndarray:
+    """Read ``path`` into a uint8 (H, W, C) array, shorter side resized to ``size`` when given;
+    with ``crop_size``, center-cropped to it first (see :func:`center_crop_resize`)."""
     with Image.open(path) as img:
+        if crop_size is not None and size is not None:
+            return center_crop_resize(img, channels, crop_size, size)
         return image_to_array(img, channels, size)
 
 
@@ -99,3 +102,19 @@ def check_header(path: Path) -> str | None:
         return None
     except Exception as err:  # PIL raises many types; each is "unreadable" to us
         return f"{type(err).__name__}: {err}"
+
+
+def center_crop_resize(img: Image.Image, channels: int, crop_size: int, size: int) -> np.ndarray:
+    """StarGAN's preprocessing: center crop ``crop_size`` at full resolution, then resize the shorter
+    side to ``size`` (bilinear, as torchvision's ``Resize`` does for PIL images). The crop offset is
+    torchvision's ``CenterCrop`` rule, ``round((H - crop) / 2)``; an image smaller than ``crop_size``
+    is cropped to its shorter side instead of padded with black."""
+    img = to_mode(img, channels)
+    w, h = img.size
+    c = min(crop_size, w, h)
+    top, left = int(round((h - c) / 2.0)), int(round((w - c) / 2.0))
+    img = img.crop((left, top, left + c, top + c))
+    if c != size:
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[..., None] if arr.ndim == 2 else arr

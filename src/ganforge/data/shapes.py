@@ -6,6 +6,10 @@ triangle), one of six colors, a size (small, large) and a position. Views:
 
 - ``unconditional``: images only.
 - ``class``: one object per image; the label is shape * 6 + color (18 classes).
+- ``attributes``: one object per image with CelebA-style binary attributes (``ATTRIBUTES``): the
+  exclusive colors Red/Green/Blue (like CelebA's hair colors: a yellow, magenta or cyan object has
+  none of them), Large, and Light_Background (half the scenes have a light gray background). Shape
+  and position are what a translation must keep.
 
 Objects are drawn 4x supersampled and downsampled, so edges are antialiased at every size.
 """
@@ -32,6 +36,10 @@ COLORS = {
 COLOR_NAMES = tuple(COLORS)
 SIZES = (0.30, 0.45)  # object extent as a fraction of the image side: small, large
 NUM_CLASSES = len(SHAPES) * len(COLORS)
+ATTRIBUTES = ("Red", "Green", "Blue", "Large", "Light_Background")
+EXCLUSIVE_ATTRIBUTES = ("Red", "Green", "Blue")  # at most one is set, like CelebA's hair colors
+LIGHT_BACKGROUND = (150, 191)  # gray levels of a light background; dark ones are 20..60
+LIGHT_THRESHOLD = 105  # a border gray level above this reads as a light background
 SUPERSAMPLE = 4
 SEPARATION = 1.1  # bounding circles of two objects stay this factor apart (square corners reach 1.24 r)
 
@@ -55,6 +63,28 @@ class ShapeObject:
 class Scene:
     background: int  # gray level
     objects: tuple[ShapeObject, ...]
+
+    def attributes(self) -> tuple[int, ...]:
+        """The ``attributes`` view's 0/1 vector (``ATTRIBUTES`` order) of a one-object scene."""
+        obj = self.objects[0]
+        color = COLOR_NAMES[obj.color].capitalize()
+        return tuple(int(color == name) for name in EXCLUSIVE_ATTRIBUTES) + (
+            obj.size, int(self.background > LIGHT_THRESHOLD))
+
+
+def with_light_background(scene: Scene, rng: np.random.Generator) -> Scene:
+    """The same objects on a light gray background drawn from ``rng``."""
+    return Scene(background=int(rng.integers(*LIGHT_BACKGROUND)), objects=scene.objects)
+
+
+def background_level(images: torch.Tensor) -> torch.Tensor:
+    """Median gray level of each image's 2-pixel border ring: objects never reach it. (N,) in 0..255.
+
+    ``images``: float in [-1, 1] or uint8, (N, C, H, W)."""
+    x = images.float() if images.dtype == torch.uint8 else (images.float() + 1) * 127.5
+    ring = torch.cat([x[..., :2, :].flatten(1), x[..., -2:, :].flatten(1),
+                      x[..., :, :2].flatten(1), x[..., :, -2:].flatten(1)], 1)
+    return ring.median(1).values
 
 
 def sample_scene(rng: np.random.Generator, num_objects: int) -> Scene:
@@ -102,16 +132,21 @@ def render(scene: Scene, image_size: int) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
+VIEWS = ("unconditional", "class", "attributes")
+
+
 class ShapesDataset:
     """The built-in procedural dataset (see module docstring)."""
 
     def __init__(self, length: int = 20000, image_size: int = 64, channels: int = 3,
                  view: str = "unconditional", max_objects: int = 2, seed: int = 0, flip: bool = False):
-        if view not in ("unconditional", "class"):
-            raise ValueError(f"shapes view '{view}' is not one of unconditional, class")
+        if view not in VIEWS:
+            raise ValueError(f"shapes view '{view}' is not one of {', '.join(VIEWS)}")
         self.length, self.image_size, self.channels = length, image_size, channels
         self.view, self.max_objects, self.seed, self.flip = view, max_objects, seed, flip
         self.num_classes = NUM_CLASSES if view == "class" else 0
+        self.attr_names: tuple[str, ...] = ATTRIBUTES if view == "attributes" else ()
+        self.exclusive_attrs: tuple[str, ...] = EXCLUSIVE_ATTRIBUTES if view == "attributes" else ()
 
     def __len__(self) -> int:
         return self.length
@@ -121,8 +156,11 @@ class ShapesDataset:
         if not 0 <= index < self.length:
             raise IndexError(f"shapes index {index} out of range 0..{self.length - 1}")
         rng = np.random.default_rng([self.seed, index])
-        n = 1 if self.view == "class" else int(rng.integers(1, self.max_objects + 1))
-        return sample_scene(rng, n)
+        n = int(rng.integers(1, self.max_objects + 1)) if self.view == "unconditional" else 1
+        scene = sample_scene(rng, n)
+        if self.view == "attributes" and rng.random() < 0.5:  # drawn after the scene: objects as in `class`
+            scene = with_light_background(scene, rng)
+        return scene
 
     def image_array(self, index: int) -> np.ndarray:
         """uint8 (H, W, C) image ``index``."""
@@ -138,4 +176,6 @@ class ShapesDataset:
         item = {"image": to_tensor(self.image_array(index), self.image_size, "center", self.flip, rng)}
         if self.num_classes:
             item["label"] = torch.tensor(self.label(index), dtype=torch.long)
+        if self.attr_names:
+            item["attrs"] = torch.tensor(self.scene(index).attributes(), dtype=torch.float32)
         return item
