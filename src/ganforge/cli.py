@@ -34,7 +34,16 @@ EXAMPLES = {
         ganforge evaluate runs/demo                          # oracle metrics (shapes data), 1000 images
         ganforge evaluate runs/demo --metrics fid,is,kid,pr,dc,oracle --n 10000
         ganforge evaluate runs/x/checkpoints/step-00020000.pt --metrics fid --inception /w/pt_inception-2015-12-05-6726825d.pth
-        ganforge evaluate runs/faces --metrics fid,kid data.path=/data/faces_test   # another real set""",
+        ganforge evaluate runs/faces --metrics fid,kid data.path=/data/faces_test   # another real set
+        ganforge evaluate runs/stargan-shapes --metrics translation,oracle --n 500   # target accuracy, preservation
+        ganforge evaluate runs/stargan-celeba --metrics fid data.split=test          # translations of the test split""",
+    "translate": """
+        ganforge translate runs/stargan --input photos/            # one column per attribute, as the official test
+        ganforge translate runs/stargan --input face.jpg --attrs Blond_Hair --attrs Male=0,Young=1
+        ganforge translate runs/rafd --input faces/ --attrs happy --attrs angry --no-singles""",
+    "import": """
+        ganforge import stargan stargan_celeba_128/models/200000-G.ckpt --out runs/stargan-official
+        ganforge import stargan 200000-G.ckpt --out runs/mine --labels Black_Hair,Blond_Hair,Male""",
     "weights": """
         ganforge weights list                                # registered files and where each was found
         ganforge weights import ~/Downloads/pt_inception-2015-12-05-6726825d.pth
@@ -49,6 +58,7 @@ EXAMPLES = {
         ganforge data inspect wgan_gp/image_folder data.path=/data/faces   # count, skipped files, a preview grid
         ganforge data write shapes --format image_folder --out shapes_png --count 2000 --image-size 64
         ganforge data write shapes --format cifar --out shapes_cifar --count 1000 --image-size 32 --view class
+        ganforge data write shapes --format celeba --view attributes --out shapes_celeba --count 4000 --image-size 128
         ganforge data pack wgan_gp/image_folder data.path=/data/faces --out faces64.h5""",
 }
 
@@ -96,7 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     v = verb("evaluate", "Measure a run or checkpoint: FID, IS, KID, precision/recall, density/coverage, oracle.")
     v.add_argument("source", help="run folder or checkpoint .pt")
     v.add_argument("overrides", nargs="*", help="key=value applied to the run's config, e.g. data.path=/data/test")
-    v.add_argument("--metrics", default="oracle", help="comma-separated: fid,is,kid,pr,dc,oracle (default: oracle)")
+    v.add_argument("--metrics", default="oracle",
+                   help="comma-separated: fid,is,kid,pr,dc,oracle,translation (default: oracle; translation: "
+                        "StarGAN on the shapes attributes view)")
     v.add_argument("--n", type=int, default=1000, help="generated images (and real images per real set)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--weights", choices=["ema", "raw"], default="ema")
@@ -107,6 +119,28 @@ def _parser() -> argparse.ArgumentParser:
                    help="use an Inception file whose hash is not the standard one (numbers will not compare)")
     v.add_argument("--out", help="JSON result path (default: RUN/eval/CHECKPOINT-WEIGHTS.json)")
     v.add_argument("--json", action="store_true", help="print the JSON result instead of a table")
+
+    tl = verb("translate", "Translate images with an image-to-image model (StarGAN): grids and single images.")
+    tl.add_argument("source", help="run folder, checkpoint .pt, or export folder")
+    tl.add_argument("--input", required=True, help="an image file or a folder of images")
+    tl.add_argument("--attrs", action="append", default=[],
+                    help="one target column: attribute names or name=0/1, comma-separated (repeat for more "
+                         "columns); default: one column per attribute, as the official test")
+    tl.add_argument("--out", help="output folder (default: RUN/translate)")
+    tl.add_argument("--weights", choices=["ema", "raw"], default="ema")
+    tl.add_argument("--batch-size", type=int, default=16, help="input images per grid")
+    tl.add_argument("--no-singles", action="store_true", help="write only the grids")
+    tl.add_argument("--device", default="cpu")
+
+    im = verb("import", "Import an official checkpoint into a ganforge run folder.")
+    im.add_argument("family", choices=["stargan"])
+    im.add_argument("checkpoint", help="official generator checkpoint, e.g. 200000-G.ckpt (D is found beside it)")
+    im.add_argument("--discriminator", help="the D checkpoint (default: {iter}-D.ckpt beside the generator)")
+    im.add_argument("--out", required=True, help="run folder to create")
+    im.add_argument("--labels", help="comma-separated attribute names (default: the official five when c_dim is 5)")
+    im.add_argument("--preset", default="stargan/celeba", help="preset for the rest of the config")
+    im.add_argument("--image-size", type=int, default=128, help="used only without a discriminator checkpoint")
+    im.add_argument("overrides", nargs="*", help="key=value for the run's config, e.g. data.path=/data/celeba")
 
     w = verb("weights", "List or import the pretrained weights that metrics use (never downloaded).")
     wsub = w.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -129,13 +163,14 @@ def _parser() -> argparse.ArgumentParser:
     di.add_argument("preset")
     di.add_argument("overrides", nargs="*")
     di.add_argument("--preview", help="PNG path for a grid of the first 64 images")
-    dw = dsub.add_parser("write", help="write the built-in shapes as image_folder, cifar or hdf5")
+    dw = dsub.add_parser("write", help="write the built-in shapes as image_folder, cifar, hdf5 or celeba")
     dw.add_argument("dataset", choices=["shapes"])
-    dw.add_argument("--format", choices=["image_folder", "cifar", "hdf5"], required=True)
+    dw.add_argument("--format", choices=["image_folder", "cifar", "hdf5", "celeba"], required=True)
     dw.add_argument("--out", required=True)
     dw.add_argument("--count", type=int, default=1000)
     dw.add_argument("--image-size", type=int, default=64)
-    dw.add_argument("--view", choices=["unconditional", "class"], default="unconditional")
+    dw.add_argument("--view", choices=["unconditional", "class", "attributes"], default="unconditional",
+                    help="attributes: CelebA-style binary labels (write with --format celeba)")
     dp = dsub.add_parser("pack", help="decode a configured dataset into one HDF5 file")
     dp.add_argument("preset")
     dp.add_argument("overrides", nargs="*")
@@ -206,6 +241,9 @@ def _sample(args: argparse.Namespace) -> int:
     from ganforge.sample import generate, interpolate_inputs, save_grid, save_images
 
     gen = load(args.source, weights=args.weights, device=args.device)
+    if getattr(gen.net, "needs_input_image", False):
+        raise ValueError(f"'{args.source}' is a {gen.family} model: it translates images rather than sampling "
+                         f"from noise. Use `ganforge translate {args.source} --input IMAGES`.")
     src = Path(args.source)
     base = src if src.is_dir() else src.parent
     if args.mode == "interpolate":
@@ -318,9 +356,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ganforge.metrics.source import open_source
 
     source = open_source(args.source, args.weights, args.overrides, args.device)
+    from ganforge.registry import get_family
+
+    spec = get_family(source.generator.family)
     evaluator = Evaluator(source.dataset, args.metrics, args.n, seed=args.seed, batch_size=args.batch_size,
                           device=args.device, inception_path=args.inception,
-                          allow_nonstandard=args.allow_nonstandard_weights, progress=True)
+                          allow_nonstandard=args.allow_nonstandard_weights, progress=True,
+                          family_eval=spec.evaluation(source.dataset) if spec.evaluation else None)
     print(f"evaluating {source.checkpoint} ({args.weights} weights, step {source.step}) on {args.n} images "
           f"against {type(source.dataset).__name__} ...", file=sys.stderr)
     result = evaluator.evaluate_generator(source.generator.net)
@@ -358,15 +400,41 @@ def _oracle(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     print(f"shapes oracle {info['recipe']}: {info['path']}")
-    print("held-out accuracy on the shapes dataset (worst of class/unconditional views at 32 and 64 px):")
+    print("held-out accuracy on the shapes dataset (worst of the class, attributes and unconditional views at 32 and 64 px):")
     for k, v in oracle.accuracy.items():
         print(f"  {k:<9} {v:.4f}")
     return 0
 
 
+def _translate(args: argparse.Namespace) -> int:
+    from ganforge.models.stargan.labels import LabelError
+    from ganforge.models.stargan.translate import open_translator, translate_files
+
+    translator = open_translator(args.source, args.weights, args.device)
+    src = Path(args.source)
+    out = Path(args.out) if args.out else (src if src.is_dir() else src.parent) / "translate"
+    try:
+        grids = translate_files(translator, args.input, out, args.attrs, args.batch_size, not args.no_singles)
+    except LabelError as err:
+        raise ValueError(str(err)) from None
+    source = "its discriminator" if translator.discriminator is not None else "none (all zero: an exported model)"
+    print(f"translated to {out} ({len(grids)} grid(s); columns in {out / 'columns.txt'}; input labels from {source})")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from ganforge.models.stargan.official import import_official
+
+    labels = [t.strip() for t in args.labels.split(",") if t.strip()] if args.labels else []
+    path = import_official(args.checkpoint, args.out, args.discriminator, labels, args.preset, args.image_size,
+                           args.overrides)
+    print(f"imported into {path}; try `ganforge translate {args.out} --input IMAGES`")
+    return 0
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": _train, "resume": _resume, "sample": _sample, "export": _export, "evaluate": _evaluate,
-    "weights": _weights, "oracle": _oracle, "info": _info, "data": _data,
+    "weights": _weights, "oracle": _oracle, "info": _info, "data": _data, "translate": _translate, "import": _import,
 }
 
 

@@ -32,6 +32,10 @@ class FamilySpec:
     build_recipe: Callable[..., Any]  # (RunConfig, RecipeContext) -> Recipe
     build_generator: Callable[[Any], Any]  # (model config) -> nn.Module
     check: Callable[["RunConfig"], None] = lambda cfg: None  # cross-section validation
+    # (dataset) -> an object with ``images(net, indices, batch_size, device)`` (what to measure for
+    # conditional-on-image families) and ``task_metrics(net, oracle, indices, batch_size, device)``
+    # for its ``task_group``. None: images come from ``generator.make_inputs``.
+    evaluation: Callable[[Any], Any] | None = None
 
 
 _FAMILIES: dict[str, FamilySpec] = {}

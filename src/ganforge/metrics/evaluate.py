@@ -23,7 +23,7 @@ import torch.nn as nn
 from ganforge.metrics import distances
 from ganforge.metrics.oracle import rgb_uint8
 
-METRIC_GROUPS = ("fid", "is", "kid", "pr", "dc", "oracle")
+METRIC_GROUPS = ("fid", "is", "kid", "pr", "dc", "oracle", "translation")
 # Values a group produces, and whether higher is better (for keep-best).
 PRODUCES = {
     "fid": {"fid": False},
@@ -34,6 +34,8 @@ PRODUCES = {
     "oracle": {"oracle_fid": False, "oracle_kid": False, "oracle_kid_std": None, "oracle_precision": True,
                "oracle_recall": True, "oracle_density": True, "oracle_coverage": True, "oracle_confident": True,
                "oracle_count_tv": False, "oracle_object_tv": False},
+    # image-to-image families on the shapes attributes view (per-attribute target_acc/<name> come too)
+    "translation": {"target_acc": True, "preserve_attrs": True, "preserve_shape": True, "preserve_position": True},
 }
 INCEPTION_GROUPS = {"fid", "is", "kid", "pr", "dc"}
 
@@ -178,7 +180,7 @@ class Evaluator:
     def __init__(self, dataset: Any, metrics: str | list[str], n: int, seed: int = 0, batch_size: int = 100,
                  device: str | torch.device = "cpu", inception_path: str | Path | None = None,
                  allow_nonstandard: bool = False, inception: nn.Module | None = None, oracle: Any = None,
-                 progress: bool = False):
+                 progress: bool = False, family_eval: Any = None):
         from ganforge.data.shapes import ShapesDataset
 
         self.groups = parse_metrics(metrics)
@@ -200,7 +202,10 @@ class Evaluator:
                 state, provenance = load_weights("inception-fid", inception_path, allow_nonstandard)
                 inception = build_inception(state)
                 self.info["inception"] = provenance
-            if "oracle" in self.groups:
+            if "translation" in self.groups and getattr(family_eval, "task_group", None) != "translation":
+                raise EvalError("translation metrics need an image-to-image family (stargan); this generator "
+                                "samples from noise. Use oracle or fid,is,kid,pr,dc instead.")
+            if {"oracle", "translation"} & set(self.groups):
                 if not isinstance(dataset, ShapesDataset):
                     raise EvalError("oracle metrics read the built-in shapes data only; this run's data is "
                                     f"'{type(dataset).__name__}'. Use fid,is,kid,pr,dc instead.")
@@ -209,6 +214,7 @@ class Evaluator:
 
                     oracle = load_oracle(progress=progress)
                 self.info["oracle"] = {"recipe": oracle.recipe.digest(), "held_out_accuracy": oracle.accuracy}
+        self.family_eval, self.oracle = family_eval, oracle
         self.features = _Features(self.groups, self.device,
                                   inception.to(self.device) if inception is not None else None,
                                   oracle if "oracle" in self.groups else None)
@@ -217,7 +223,13 @@ class Evaluator:
         self._real: dict[str, torch.Tensor] | None = None
         self.real_vs_real: dict[str, float] = {}
 
+    @property
+    def _distribution_groups(self) -> list[str]:
+        return [g for g in self.groups if g != "translation"]
+
     def _real_side(self) -> dict[str, torch.Tensor]:
+        if self._real is None and not self._distribution_groups:
+            self._real = {}
         if self._real is None:
             self._real = self.features(real_batches(self.dataset, self.real_a_idx, self.batch_size))
             other = self.features(real_batches(self.dataset, self.real_b_idx, self.batch_size))
@@ -228,18 +240,38 @@ class Evaluator:
         """Metrics of the images that ``images()`` yields (n of them) against the real set."""
         t0 = time.perf_counter()
         real = self._real_side()
-        fake = self.features(images())
-        got = len(next(iter(fake.values())))
-        if got != self.n:
-            raise EvalError(f"the generator gave {got} images; expected n={self.n}")
-        result = EvalResult(compare(fake, real, self.groups), dict(self.real_vs_real), self.n, dict(self.info))
+        metrics: dict[str, float] = {}
+        if self._distribution_groups:
+            fake = self.features(images())
+            got = len(next(iter(fake.values())))
+            if got != self.n:
+                raise EvalError(f"the generator gave {got} images; expected n={self.n}")
+            metrics = compare(fake, real, self._distribution_groups)
+        result = EvalResult(metrics, dict(self.real_vs_real), self.n, dict(self.info))
         result.info["seconds"] = round(time.perf_counter() - t0, 2)
         return result
 
     def evaluate_generator(self, net: nn.Module) -> EvalResult:
-        """Sample ``n`` images from ``net`` (fixed seeds, so the same weights give the same numbers)."""
-        with torch.random.fork_rng(devices=[]):
-            return self.evaluate(lambda: sample_batches(net, self.n, self.seed, self.batch_size, self.device))
+        """Sample ``n`` images from ``net`` (fixed seeds, so the same weights give the same numbers).
+
+        Image-to-image families translate the held-out real images (the second real set) instead."""
+        was_training = net.training
+        net.eval()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                if self.family_eval is not None:
+                    result = self.evaluate(lambda: self.family_eval.images(net, self.real_b_idx, self.batch_size,
+                                                                           self.device))
+                else:
+                    result = self.evaluate(lambda: sample_batches(net, self.n, self.seed, self.batch_size, self.device))
+                if "translation" in self.groups:
+                    t0 = time.perf_counter()
+                    result.metrics.update(self.family_eval.task_metrics(net, self.oracle, self.real_b_idx,
+                                                                        self.batch_size, self.device))
+                    result.info["seconds"] = round(result.info["seconds"] + time.perf_counter() - t0, 2)
+        finally:
+            net.train(was_training)
+        return result
 
 
 def write_result(result: EvalResult, path: Path, extra: dict[str, Any]) -> Path:

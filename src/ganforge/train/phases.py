@@ -8,7 +8,7 @@ returns ``(total, {"part": value})``. The trainer does everything else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -37,6 +37,9 @@ class Recipe:
     phases: list[Phase]
     generator: str = "G"  # the network that EMA tracks and that sampling and export use
     lr_schedule: Callable[[int], float] | None = None  # factor of the base lr at a step; None: trainer's
+    # The periodic sample grid: generator -> (images in [-1, 1], images per row). None: the trainer
+    # draws ``generator.make_inputs`` (unconditional and class-conditional families).
+    sample: Callable[[nn.Module], tuple[torch.Tensor, int]] | None = None
 
 
 @dataclass
@@ -55,6 +58,7 @@ class RecipeContext:
     local_batch: int  # samples per rank per micro-batch
     channels_last: bool = False
     noise: torch.Generator = field(default_factory=torch.Generator)
+    dataset: Any = None  # the training data (label names, fixed images for sample grids)
 
     def _global_slice(self, draw: Callable[..., torch.Tensor], shape: tuple[int, ...]) -> torch.Tensor:
         n = shape[0]
@@ -69,6 +73,10 @@ class RecipeContext:
     def rand(self, *shape: int) -> torch.Tensor:
         """Uniform [0, 1) noise of ``shape``, on the device."""
         return self._global_slice(torch.rand, shape)
+
+    def randperm(self, n: int) -> torch.Tensor:
+        """A random permutation of this rank's ``n`` samples (argsort of uniform noise), on the device."""
+        return self.rand(n).argsort()
 
     def randint(self, high: int, n: int) -> torch.Tensor:
         """``n`` integers in [0, high), on the device."""

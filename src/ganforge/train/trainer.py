@@ -40,6 +40,7 @@ from ganforge.train.checkpoint import CheckpointError, latest_checkpoint, load_c
 from ganforge.train.ema import make_ema, update_ema
 from ganforge.train.logger import RunLogger
 from ganforge.train.phases import Recipe, RecipeContext, count_parameters
+from ganforge.train.schedules import linear_decay
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,6 @@ class TrainResult:
     status: str  # finished | interrupted | preempted
     checkpoint: Path | None = None
     report: dict[str, Any] = field(default_factory=dict)
-
-
-def linear_decay(step: int, total: int, start: int) -> float:
-    """1 until ``start``, then linearly to 0 at ``total`` (StarGAN's schedule, as a function of the step)."""
-    if step < start or total <= start:
-        return 1.0
-    return max(0.0, 1.0 - (step - start) / (total - start))
 
 
 def default_run_name(cfg: RunConfig) -> str:
@@ -125,7 +119,7 @@ class Trainer:
         seed_everything(rt.seed)
         self.ctx = RecipeContext(device=self.device, precision=self.precision, dist=self.dist,
                                  local_batch=self.local_batch, channels_last=rt.channels_last,
-                                 noise=torch.Generator().manual_seed(rt.seed))
+                                 noise=torch.Generator().manual_seed(rt.seed), dataset=self.dataset)
         self.spec = get_family(cfg.family)
         self.recipe: Recipe = self.spec.build_recipe(cfg, self.ctx)
         self.generator = self.recipe.networks[self.recipe.generator]
@@ -156,7 +150,8 @@ class Trainer:
             ev = cfg.eval
             self.evaluator = Evaluator(self.dataset, ev.metrics, ev.n, seed=ev.seed, batch_size=ev.batch_size,
                                        device=self.device, inception_path=ev.inception_weights,
-                                       allow_nonstandard=ev.allow_nonstandard_weights, progress=tr.progress)
+                                       allow_nonstandard=ev.allow_nonstandard_weights, progress=tr.progress,
+                                       family_eval=self.spec.evaluation(self.dataset) if self.spec.evaluation else None)
 
     # ------------------------------------------------------------------------------------------
     # state
@@ -187,17 +182,21 @@ class Trainer:
                     update_ema(self.ema, self.generator, 0, 0.0, 1)  # EMA switched on now: start from the weights
                 else:
                     self.ema.load_state_dict(state["ema"])
-            for name, opt in self.recipe.optimizers.items():
-                opt.load_state_dict(state["optimizers"][name])
+            if "optimizers" in state:
+                for name, opt in self.recipe.optimizers.items():
+                    opt.load_state_dict(state["optimizers"][name])
+            else:  # an imported official checkpoint: weights only
+                log.warning("'%s' holds weights only (an import); training continues with fresh optimizers", path)
             for name, scaler in self.scalers.items():
                 if name in state.get("scalers", {}):
                     scaler.load_state_dict(state["scalers"][name])
         except (KeyError, RuntimeError, ValueError) as err:
             first = str(err).strip().splitlines()[0][:300]
             raise CheckpointError(f"'{path}' does not fit this run's networks (another size or config?): {first}") from None
-        restore_rng_state(state["rng"], {"noise": self.ctx.noise})
+        if "rng" in state:
+            restore_rng_state(state["rng"], {"noise": self.ctx.noise})
         self.step = int(state["step"])
-        return int(state["data_position"])
+        return int(state.get("data_position", 0))
 
     def save(self) -> Path | None:
         """Write a checkpoint of the current step (rank 0 only); every rank waits for it."""
@@ -284,13 +283,17 @@ class Trainer:
         net = self.ema if self.ema is not None else self.generator
         was_training = net.training
         net.eval()
-        images = generate(net, self.sample_inputs, self.device)
+        nrow = None
+        if self.recipe.sample is not None:
+            images, nrow = self.recipe.sample(net)
+        else:
+            images = generate(net, self.sample_inputs, self.device)
         net.train(was_training)
-        path = save_grid(images, self.run_dir / "samples" / f"step-{self.step:08d}.png")
+        path = save_grid(images, self.run_dir / "samples" / f"step-{self.step:08d}.png", nrow)
         if self.logger is not None:
             from ganforge.sample.grid import grid_image
 
-            self.logger.image(self.step, "samples", grid_image(images))
+            self.logger.image(self.step, "samples", grid_image(images, nrow))
         return path
 
     def evaluate(self, checkpoint: Path | None) -> dict[str, float] | None:
