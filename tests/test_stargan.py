@@ -325,3 +325,16 @@ def test_data_write_celeba_format_needs_the_attributes_view(tmp_path, capsys):
     assert main(["data", "write", "shapes", "--format", "celeba", "--view", "attributes", "--out",
                  str(tmp_path / "b"), "--count", "4", "--image-size", "32"]) == 0
     assert len(CelebADataset(tmp_path / "b", ATTRIBUTES, crop_size=32, image_size=32, split="all")) == 4
+
+
+def test_shapes_selected_attributes():
+    ds = ShapesDataset(length=20, image_size=32, view="attributes", attributes=("Green", "Light_Background"))
+    full = ShapesDataset(length=20, image_size=32, view="attributes")
+    assert ds.exclusive_attrs == ("Green",)
+    assert all(ds.get(i)["attrs"].tolist() == full.get(i)["attrs"][[1, 4]].tolist() for i in range(20))
+    with pytest.raises(DataError, match="Smiling"):
+        ShapesDataset(view="attributes", attributes=("Smiling",))
+    cfg = load_config("stargan/shapes", ["data.selected_attrs=[Red,Large]"])
+    assert cfg.model.c_dim == 2 and cfg.model.labels == ["Red", "Large"] and cfg.model.exclusive == ["Red"]
+    with pytest.raises(ConfigError, match="Smiling"):
+        load_config("stargan/shapes", ["data.selected_attrs=[Smiling]"])

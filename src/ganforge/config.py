@@ -68,8 +68,8 @@ class DataConfig:
     split: Literal["train", "test", "all"] = "train"  # cifar (train/test), celeba (StarGAN's split)
     # celeba: the attributes that form the label, the attribute file (default: path/list_attr_celeba.txt)
     # and StarGAN's test split rule (official: 1,999 test images as the code does; exact: 2,000)
-    selected_attrs: list[str] = field(default_factory=lambda: ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male",
-                                                               "Young"])
+    # (empty: celeba's official five; the shapes attributes view's five)
+    selected_attrs: list[str] = field(default_factory=list)
     attr_file: str | None = None
     test_split: Literal["official", "exact"] = "official"
     crop_size: int | None = None  # celeba/rafd/image_folder: center crop at full resolution before resizing

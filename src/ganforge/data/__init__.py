@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ganforge.config import DataConfig
-from ganforge.data.celeba import CelebADataset, write_celeba
+from ganforge.data.celeba import OFFICIAL_ATTRS, CelebADataset, write_celeba
 from ganforge.data.cifar import CifarDataset, write_cifar
 from ganforge.data.hdf5 import HDF5Dataset, pack_hdf5
 from ganforge.data.image_folder import ImageFolderDataset
@@ -41,7 +41,8 @@ def _shapes(cfg: DataConfig, seed: int) -> ShapesDataset:
     # The dataset's content is fixed (seed 0) so every run and the oracle see the same images;
     # the run's seed only changes the order and the augmentation.
     return ShapesDataset(length=cfg.length, image_size=cfg.image_size, channels=cfg.channels, view=cfg.view,
-                         max_objects=cfg.max_objects, seed=0, flip=cfg.flip)
+                         max_objects=cfg.max_objects, seed=0, flip=cfg.flip,
+                         attributes=tuple(cfg.selected_attrs) or None)
 
 
 @register_dataset("image_folder")
@@ -53,7 +54,7 @@ def _image_folder(cfg: DataConfig, seed: int) -> ImageFolderDataset:
 
 @register_dataset("celeba")
 def _celeba(cfg: DataConfig, seed: int) -> CelebADataset:
-    return CelebADataset(_need_path(cfg), tuple(cfg.selected_attrs), cfg.attr_file, image_size=cfg.image_size,
+    return CelebADataset(_need_path(cfg), tuple(cfg.selected_attrs) or OFFICIAL_ATTRS, cfg.attr_file, image_size=cfg.image_size,
                          crop_size=cfg.crop_size or 178, split=cfg.split, test_split=cfg.test_split, flip=cfg.flip,
                          channels=cfg.channels, strict=cfg.strict)
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ganforge.data.images import to_tensor
+from ganforge.data.images import DataError, to_tensor
 
 SHAPES = ("circle", "square", "triangle")
 COLORS = {
@@ -139,14 +139,22 @@ class ShapesDataset:
     """The built-in procedural dataset (see module docstring)."""
 
     def __init__(self, length: int = 20000, image_size: int = 64, channels: int = 3,
-                 view: str = "unconditional", max_objects: int = 2, seed: int = 0, flip: bool = False):
+                 view: str = "unconditional", max_objects: int = 2, seed: int = 0, flip: bool = False,
+                 attributes: tuple[str, ...] | None = None):
         if view not in VIEWS:
             raise ValueError(f"shapes view '{view}' is not one of {', '.join(VIEWS)}")
         self.length, self.image_size, self.channels = length, image_size, channels
         self.view, self.max_objects, self.seed, self.flip = view, max_objects, seed, flip
         self.num_classes = NUM_CLASSES if view == "class" else 0
-        self.attr_names: tuple[str, ...] = ATTRIBUTES if view == "attributes" else ()
-        self.exclusive_attrs: tuple[str, ...] = EXCLUSIVE_ATTRIBUTES if view == "attributes" else ()
+        # attributes view: which attributes form the label (data.selected_attrs; default all of them)
+        unknown = [a for a in attributes or () if a not in ATTRIBUTES]
+        if unknown:
+            raise DataError(f"data.selected_attrs: {', '.join(unknown)} not attributes of the shapes data; "
+                            f"choose from {', '.join(ATTRIBUTES)}")
+        names = tuple(attributes or ATTRIBUTES) if view == "attributes" else ()
+        self.attr_names: tuple[str, ...] = names
+        self.exclusive_attrs: tuple[str, ...] = tuple(a for a in names if a in EXCLUSIVE_ATTRIBUTES)
+        self._attr_columns = [ATTRIBUTES.index(a) for a in names]
 
     def __len__(self) -> int:
         return self.length
@@ -177,5 +185,5 @@ class ShapesDataset:
         if self.num_classes:
             item["label"] = torch.tensor(self.label(index), dtype=torch.long)
         if self.attr_names:
-            item["attrs"] = torch.tensor(self.scene(index).attributes(), dtype=torch.float32)
+            item["attrs"] = torch.tensor(self.scene(index).attributes(), dtype=torch.float32)[self._attr_columns]
         return item

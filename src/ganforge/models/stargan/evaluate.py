@@ -57,19 +57,20 @@ class StarganEvaluation:
         from ganforge.data.shapes import ATTRIBUTES
         from ganforge.metrics.oracle import kept, shapes_attributes
 
-        if self.labels.names != ATTRIBUTES:
+        if not set(self.labels.names) <= set(ATTRIBUTES):
             raise ValueError("translation metrics read the shapes attributes view; this data has labels "
                              f"{', '.join(self.labels.names)}")
+        columns = [ATTRIBUTES.index(a) for a in self.labels.names]
         hits: dict[str, list[torch.Tensor]] = {}
         for x, c in self._batches(indices, batch_size):
             src = oracle.read(x)
             for name, target in self.labels.official_targets(c):
                 out = net(x.to(device), self.cond.condition(0, target).to(device)).float().cpu()
                 reading = oracle.read(out)
-                got = shapes_attributes(reading, out)
-                changed = [k for k, a in enumerate(ATTRIBUTES)
+                got = shapes_attributes(reading, out)[:, columns]
+                changed = [k for k, a in enumerate(self.labels.names)
                            if a == name or (name in self.labels.exclusive and a in self.labels.exclusive)]
-                others = [k for k in range(len(ATTRIBUTES)) if k not in changed]
+                others = [k for k in range(len(columns)) if k not in changed]
                 hit = (got[:, changed] == target[:, changed]).all(1)
                 hits.setdefault("target_acc", []).append(hit)
                 hits.setdefault(f"target_acc/{name}", []).append(hit)

@@ -155,20 +155,25 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
 
 def fill_labels(cfg: RunConfig) -> None:
     """Name the label entries from the data config where they are known before any file is read."""
-    from ganforge.data.celeba import HAIR_COLORS
+    from ganforge.data.celeba import HAIR_COLORS, OFFICIAL_ATTRS
     from ganforge.data.shapes import ATTRIBUTES, EXCLUSIVE_ATTRIBUTES
 
     m, d = cfg.model, cfg.data
     known: tuple[str, list[str], list[str]] | None = None
-    if d.name == "celeba":
-        known = ("attributes", list(d.selected_attrs), [a for a in d.selected_attrs if a in HAIR_COLORS])
+    if d.name in ("celeba", "celeba_rafd"):
+        names = list(d.selected_attrs) or list(OFFICIAL_ATTRS)
+        known = ("attributes", names, [a for a in names if a in HAIR_COLORS])
     elif d.name == "shapes" and d.view == "attributes":
-        known = ("attributes", list(ATTRIBUTES), list(EXCLUSIVE_ATTRIBUTES))
+        names = list(d.selected_attrs) or list(ATTRIBUTES)
+        unknown = [a for a in names if a not in ATTRIBUTES]
+        if unknown:
+            raise ConfigError(f"data.selected_attrs: {', '.join(unknown)} not attributes of the shapes data; choose "
+                              f"from {', '.join(ATTRIBUTES)}")
+        known = ("attributes", names, [a for a in names if a in EXCLUSIVE_ATTRIBUTES])
     elif d.name == "rafd":
         m.label_kind = "classes"
-    elif d.name == "celeba_rafd":  # CelebA attributes, then RaFD classes (named from the folder at build)
-        m.label_kind, m.joint_split = "joint", len(d.selected_attrs)
-        m.exclusive = [a for a in d.selected_attrs if a in HAIR_COLORS]
+    if d.name == "celeba_rafd" and known is not None:  # CelebA attributes, then RaFD classes (named at build)
+        m.label_kind, m.joint_split, m.exclusive = "joint", len(known[1]), known[2]
         return
     if known is not None:
         kind, names, exclusive = known
