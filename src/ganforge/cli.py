@@ -354,15 +354,13 @@ def _data(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from ganforge.metrics.evaluate import Evaluator, write_result
     from ganforge.metrics.source import open_source
-
-    source = open_source(args.source, args.weights, args.overrides, args.device)
     from ganforge.registry import get_family
 
-    spec = get_family(source.generator.family)
+    source = open_source(args.source, args.weights, args.overrides, args.device)
     evaluator = Evaluator(source.dataset, args.metrics, args.n, seed=args.seed, batch_size=args.batch_size,
                           device=args.device, inception_path=args.inception,
                           allow_nonstandard=args.allow_nonstandard_weights, progress=True,
-                          family_eval=spec.evaluation(source.dataset) if spec.evaluation else None)
+                          family_eval=get_family(source.generator.family).evaluation_for(source.dataset))
     print(f"evaluating {source.checkpoint} ({args.weights} weights, step {source.step}) on {args.n} images "
           f"against {type(source.dataset).__name__} ...", file=sys.stderr)
     result = evaluator.evaluate_generator(source.generator.net)

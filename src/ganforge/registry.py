@@ -37,6 +37,10 @@ class FamilySpec:
     # for its ``task_group``. None: images come from ``generator.make_inputs``.
     evaluation: Callable[[Any], Any] | None = None
 
+    def evaluation_for(self, dataset: Any) -> Any:
+        """The family's evaluation hooks for ``dataset`` (None for families that sample from noise)."""
+        return self.evaluation(dataset) if self.evaluation is not None else None
+
 
 _FAMILIES: dict[str, FamilySpec] = {}
 _DATASETS: dict[str, Callable[..., Any]] = {}

@@ -16,11 +16,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from ganforge.config import DataConfig
-from ganforge.data.celeba import OFFICIAL_ATTRS, CelebADataset, write_celeba
+from ganforge.data.celeba import CROP_SIZE, OFFICIAL_ATTRS, CelebADataset, write_celeba
 from ganforge.data.cifar import CifarDataset, write_cifar
 from ganforge.data.hdf5 import HDF5Dataset, pack_hdf5
 from ganforge.data.image_folder import ImageFolderDataset
-from ganforge.data.images import DataError
+from ganforge.data.images import DataError, array_to_pil, tensor_to_array
 from ganforge.data.joint import JointDataset
 from ganforge.data.sampler import InfiniteShardedSampler, SeededDataset
 from ganforge.data.shapes import ShapesDataset
@@ -54,9 +54,9 @@ def _image_folder(cfg: DataConfig, seed: int) -> ImageFolderDataset:
 
 @register_dataset("celeba")
 def _celeba(cfg: DataConfig, seed: int) -> CelebADataset:
-    return CelebADataset(_need_path(cfg), tuple(cfg.selected_attrs) or OFFICIAL_ATTRS, cfg.attr_file, image_size=cfg.image_size,
-                         crop_size=cfg.crop_size or 178, split=cfg.split, test_split=cfg.test_split, flip=cfg.flip,
-                         channels=cfg.channels, strict=cfg.strict)
+    return CelebADataset(_need_path(cfg), tuple(cfg.selected_attrs) or OFFICIAL_ATTRS, cfg.attr_file,
+                         image_size=cfg.image_size, crop_size=cfg.crop_size or CROP_SIZE, split=cfg.split,
+                         test_split=cfg.test_split, flip=cfg.flip, channels=cfg.channels, strict=cfg.strict)
 
 
 @register_dataset("rafd")
@@ -161,16 +161,15 @@ def build_loader(dataset: Any, cfg: DataConfig, local_batch: int, world_size: in
 
 def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True) -> Path:
     """Write ``dataset`` to disk as ``image_folder`` (PNG, class sub-folders when labelled), ``cifar``
-    (32x32 python batches), ``hdf5`` or ``celeba`` (attribute file; the shapes attributes view). Lets the real loaders be exercised by the built-in data."""
-    from PIL import Image
+    (32x32 python batches), ``hdf5`` or ``celeba`` (attribute file; the shapes attributes view).
+    Lets the real loaders be exercised by the built-in data."""
     from tqdm import tqdm
 
     n = len(dataset)
 
     def uint8(i: int) -> tuple[np.ndarray, int]:
         item = dataset.get(i)
-        arr = ((item["image"].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-        return arr, int(item.get("label", torch.tensor(0)))
+        return tensor_to_array(item["image"]), int(item.get("label", torch.tensor(0)))
 
     if fmt == "hdf5":
         return pack_hdf5(dataset, out, progress)
@@ -181,7 +180,7 @@ def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True) -> P
             arr, label = uint8(i)
             folder = out / f"class_{label:03d}" if dataset.num_classes else out
             folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(folder / f"{i:06d}.png")
+            array_to_pil(arr).save(folder / f"{i:06d}.png")
         return out
     if fmt == "cifar":
         if getattr(dataset, "image_size", 32) != 32:

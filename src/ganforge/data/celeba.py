@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganforge.data.images import DataError, decode_file, to_tensor
+from ganforge.data.images import DataError, array_to_pil, decode_file, tensor_to_array, to_tensor
 
 log = logging.getLogger(__name__)
 
 OFFICIAL_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 HAIR_COLORS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")  # exclusive, as StarGAN treats them
+CROP_SIZE = 178  # the official center crop of aligned CelebA (178x218)
 SPLIT_SEED = 1234
 TEST_SIZE = 2000
 
@@ -69,14 +70,11 @@ def read_attr_file(path: Path, selected: tuple[str, ...]) -> tuple[list[str], li
         if len(parts) != len(names) + 1:
             raise DataError(f"'{path}' line {lineno}: expected a file name and {len(names)} values, got "
                             f"{len(parts) - 1} values")
-        try:
-            values = [int(parts[1 + c]) for c in columns]
-        except ValueError:
-            values = [2]
-        if any(v not in (1, -1) for v in values):
+        values = [parts[1 + c] for c in columns]
+        if any(v not in ("1", "-1") for v in values):
             raise DataError(f"'{path}' line {lineno}: attribute values must be 1 or -1: {line[:120]}")
         files.append(parts[0])
-        rows.append([v == 1 for v in values])
+        rows.append([v == "1" for v in values])
     return names, files, np.asarray(rows, dtype=np.float32).reshape(len(files), len(selected))
 
 
@@ -97,7 +95,7 @@ class CelebADataset:
     """CelebA-format images with ``selected_attrs`` labels; items are ``{"image", "attrs"}``."""
 
     def __init__(self, root: str | Path, selected_attrs: tuple[str, ...] = OFFICIAL_ATTRS,
-                 attr_file: str | Path | None = None, image_size: int = 128, crop_size: int = 178,
+                 attr_file: str | Path | None = None, image_size: int = 128, crop_size: int = CROP_SIZE,
                  split: str = "train", test_split: str = "official", flip: bool = True, channels: int = 3,
                  strict: bool = False):
         self.root = Path(root)
@@ -142,7 +140,6 @@ class CelebADataset:
 def write_celeba(dataset, out: Path, progress: bool = True) -> Path:
     """Write a dataset with ``attr_names`` (the shapes ``attributes`` view) as a CelebA-format folder:
     ``images/000001.png ...`` and ``list_attr_celeba.txt`` with 1/-1 values."""
-    from PIL import Image
     from tqdm import tqdm
 
     names = getattr(dataset, "attr_names", ())
@@ -152,9 +149,8 @@ def write_celeba(dataset, out: Path, progress: bool = True) -> Path:
     rows = []
     for i in tqdm(range(len(dataset)), desc="writing CelebA format", disable=not progress):
         item = dataset.get(i)
-        arr = ((item["image"].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
         name = f"{i + 1:06d}.png"
-        Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(out / "images" / name)
+        array_to_pil(tensor_to_array(item["image"])).save(out / "images" / name)
         rows.append(name + " " + " ".join(" 1" if v > 0.5 else "-1" for v in item["attrs"].tolist()))
     text = f"{len(rows)}\n{' '.join(names)}\n" + "\n".join(rows) + "\n"
     (out / "list_attr_celeba.txt").write_text(text, encoding="utf-8")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganforge.data.images import DataError, resize_array, to_tensor
+from ganforge.data.images import DataError, resize_array, tensor_to_array, to_tensor
 
 
 class HDF5Dataset:
@@ -80,7 +80,7 @@ def pack_hdf5(dataset: Any, out: Path, progress: bool = True) -> Path:
         f.attrs["num_classes"] = dataset.num_classes
         for i in tqdm(range(n), desc=f"packing {out.name}", disable=not progress):
             item = dataset.get(i)
-            images[i] = ((item["image"].permute(1, 2, 0) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+            images[i] = tensor_to_array(item["image"])
             if labels is not None:
                 labels[i] = int(item["label"])
     tmp.replace(out)

@@ -58,13 +58,33 @@ def crop_square(arr: np.ndarray, size: int, mode: str, rng: np.random.Generator 
     return arr[top:top + size, left:left + size]
 
 
+def _hwc(img: Image.Image) -> np.ndarray:
+    """A PIL image in mode L or RGB -> uint8 (H, W, C)."""
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
 def image_to_array(img: Image.Image, channels: int, size: int | None) -> np.ndarray:
     """Any PIL image -> uint8 (H, W, channels), shorter side resized to ``size`` when given."""
     img = to_mode(img, channels)
     if size is not None:
         img = resize_shorter(img, size)
-    arr = np.asarray(img, dtype=np.uint8)
-    return arr[..., None] if arr.ndim == 2 else arr
+    return _hwc(img)
+
+
+def array_to_pil(arr: np.ndarray) -> Image.Image:
+    """uint8 (H, W, 1 or 3) -> a PIL image (mode L or RGB)."""
+    return Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] (any leading dims, channels before H, W) -> uint8 on the CPU, rounded, clipped."""
+    return ((images.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def tensor_to_array(image: torch.Tensor) -> np.ndarray:
+    """A (C, H, W) image in [-1, 1] -> uint8 (H, W, C)."""
+    return to_uint8(image).permute(1, 2, 0).numpy()
 
 
 def decode_file(path: str | Path, channels: int, size: int | None, crop_size: int | None = None) -> np.ndarray:
@@ -78,8 +98,7 @@ def decode_file(path: str | Path, channels: int, size: int | None, crop_size: in
 
 def resize_array(arr: np.ndarray, size: int, channels: int | None = None) -> np.ndarray:
     """A uint8 (H, W, C) array with its shorter side resized to ``size`` (and converted to ``channels``)."""
-    img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
-    return image_to_array(img, channels or arr.shape[2], size)
+    return image_to_array(array_to_pil(arr), channels or arr.shape[2], size)
 
 
 def to_tensor(arr: np.ndarray, size: int, crop: str, flip: bool, rng: np.random.Generator | None) -> torch.Tensor:
@@ -116,5 +135,4 @@ def center_crop_resize(img: Image.Image, channels: int, crop_size: int, size: in
     img = img.crop((left, top, left + c, top + c))
     if c != size:
         img = img.resize((size, size), Image.Resampling.BILINEAR)
-    arr = np.asarray(img, dtype=np.uint8)
-    return arr[..., None] if arr.ndim == 2 else arr
+    return _hwc(img)

@@ -8,13 +8,11 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
-from PIL import Image
 from torchvision.utils import make_grid
 
+from ganforge.data.images import array_to_pil, to_uint8
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) in [-1, 1] -> uint8 (N, C, H, W), rounded, clipped."""
-    return ((images.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+__all__ = ["to_uint8", "generate", "grid_image", "save_grid", "save_images", "slerp", "interpolate_inputs"]
 
 
 @torch.no_grad()
@@ -40,7 +38,7 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     grid = grid_image(images, nrow).permute(1, 2, 0).numpy()
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid).save(tmp)
+    array_to_pil(grid).save(tmp)
     tmp.replace(path)
     return path
 
@@ -51,9 +49,8 @@ def save_images(images: torch.Tensor, folder: Path, prefix: str = "sample") -> l
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, img in enumerate(to_uint8(images)):
-        arr = img.permute(1, 2, 0).numpy()
         p = folder / f"{prefix}-{i:05d}.png"
-        Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(p)
+        array_to_pil(img.permute(1, 2, 0).numpy()).save(p)
         paths.append(p)
     return paths
 

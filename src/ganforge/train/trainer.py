@@ -140,7 +140,8 @@ class Trainer:
         self.stream = build_loader(self.dataset, cfg.data, self.local_batch, self.dist.world_size, self.dist.rank,
                                    rt.seed, start=data_position, device=self.device)
         # Fixed inputs for the periodic sample grid: the same images every time, on every device.
-        self.sample_inputs = self.generator.make_inputs(tr.sample_count, torch.Generator().manual_seed(rt.seed + 1))
+        self.sample_inputs = None if self.recipe.sample is not None else \
+            self.generator.make_inputs(tr.sample_count, torch.Generator().manual_seed(rt.seed + 1))
         self.logger = RunLogger(run_dir if self.is_main else None, tr.tensorboard) if run_dir else None
         self.evaluator = None
         if cfg.eval.every and self.is_main:
@@ -151,7 +152,7 @@ class Trainer:
             self.evaluator = Evaluator(self.dataset, ev.metrics, ev.n, seed=ev.seed, batch_size=ev.batch_size,
                                        device=self.device, inception_path=ev.inception_weights,
                                        allow_nonstandard=ev.allow_nonstandard_weights, progress=tr.progress,
-                                       family_eval=self.spec.evaluation(self.dataset) if self.spec.evaluation else None)
+                                       family_eval=self.spec.evaluation_for(self.dataset))
 
     # ------------------------------------------------------------------------------------------
     # state

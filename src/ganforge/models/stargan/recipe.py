@@ -32,6 +32,7 @@ from ganforge.config import ConfigError, RunConfig, non_negative, positive
 from ganforge.losses import gradient_penalty
 from ganforge.models.stargan.labels import conditioning_for_dataset
 from ganforge.models.stargan.networks import StarganDiscriminator, StarganGenerator, StarganModelConfig
+from ganforge.models.stargan.translate import translation_grid
 from ganforge.registry import FamilySpec, register_family
 from ganforge.train.phases import Phase, Recipe, RecipeContext
 from ganforge.train.schedules import linear_decay
@@ -127,15 +128,10 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
         return [Phase(f"D{suffix}", "D", d_step, repeats=r.n_critic),
                 Phase(f"G{suffix}", "G", g_step, needs_batch=False)]
 
-    if r.lr_decay == "paper":
-        def schedule(step: int) -> float:
-            return linear_decay(step, tr.steps, tr.lr_decay_start)
-    elif r.lr_decay == "official_code":
-        def schedule(step: int) -> float:
+    def schedule(step: int) -> float:
+        if r.lr_decay == "official_code":
             return official_code_lr_factor(step, tr.steps, tr.lr_decay_start, r.n_critic, r.lr_update_step)
-    else:
-        def schedule(step: int) -> float:
-            return 1.0
+        return linear_decay(step, tr.steps, tr.lr_decay_start) if r.lr_decay == "paper" else 1.0
 
     # Fixed rows for the sample grid: the first training images (of the first dataset), unaugmented.
     first = cond.parts[0]
@@ -144,8 +140,6 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
     fixed_c = first.space.condition(torch.stack([f[first.label_key] for f in fixed]))
 
     def sample(net):
-        from ganforge.models.stargan.translate import translation_grid
-
         return translation_grid(net, fixed_x, cond.official_targets(0, fixed_c), ctx.device)
 
     phases = [p for k in range(len(cond.parts)) for p in phases_of(k)]

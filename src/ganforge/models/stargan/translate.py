@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
+from ganforge.data.celeba import CROP_SIZE
 from ganforge.data.images import IMAGE_EXTENSIONS, DataError, decode_file, to_tensor
 from ganforge.load import LoadedGenerator
 from ganforge.models.stargan.labels import Conditioning, conditioning_for_model
@@ -60,7 +61,7 @@ class Translator:
 
 def open_translator(path: str | Path, weights: str = "ema", device: str = "cpu") -> Translator:
     """A StarGAN run folder, checkpoint or exported folder, ready to translate."""
-    from ganforge.load import build_generator, generator_from_checkpoint, load
+    from ganforge.load import generator_from_checkpoint, load
     from ganforge.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 
     path = Path(path)
@@ -74,16 +75,15 @@ def open_translator(path: str | Path, weights: str = "ema", device: str = "cpu")
     if state.get("family") != "stargan":
         raise CheckpointError(f"'{ckpt}' is a '{state.get('family')}' checkpoint; translate needs a stargan run")
     gen = generator_from_checkpoint(state, weights, device)
-    model_cfg, _ = build_generator("stargan", state["config"]["model"])
     disc = None
     if "D" in state["networks"]:
-        disc = StarganDiscriminator(model_cfg)
+        disc = StarganDiscriminator(gen.model_config)
         disc.load_state_dict(state["networks"]["D"])
         disc = disc.to(device).eval().requires_grad_(False)
-    crop = state["config"].get("data", {}).get("crop_size")
-    if crop is None and state["config"].get("data", {}).get("name") == "celeba":
-        crop = 178
-    return Translator(gen, disc, conditioning_for_model(model_cfg), crop)
+    # Inputs are preprocessed as the run's training images were (its data loader's crop).
+    data = state["config"].get("data", {})
+    crop = data.get("crop_size") or (CROP_SIZE if data.get("name") in ("celeba", "celeba_rafd") else None)
+    return Translator(gen, disc, conditioning_for_model(gen.model_config), crop)
 
 
 def input_files(source: str | Path) -> list[Path]:
@@ -112,7 +112,7 @@ def translate_files(translator: Translator, source: str | Path, out_dir: str | P
     device = next(translator.generator.parameters()).device
     for spec in attrs:  # fail on a bad --attrs before any image is read
         cond.parse_target(spec, 0, torch.zeros(1, cond.parts[0].space.dim))
-    grids = []
+    grids, names = [], []
     for b, start in enumerate(range(0, len(files), batch_size)):
         chunk = files[start:start + batch_size]
         images = torch.stack([to_tensor(decode_file(f, 3, size, translator.crop_size), size, "center", False, None)
@@ -122,13 +122,13 @@ def translate_files(translator: Translator, source: str | Path, out_dir: str | P
                    else cond.official_targets(0, source_c))
         grid, nrow = translation_grid(translator.generator, images, targets, device)
         grids.append(save_grid(grid, out / f"grid-{b + 1:04d}.png", nrow))
+        names = ["input"] + [name for name, _ in targets]
         if singles:
             per_row = grid.reshape(len(chunk), nrow, *grid.shape[1:])
             for f, row in zip(chunk, per_row):
-                names = ["input"] + [safe_column(name) for name, _ in targets]
                 for name, img in zip(names, row):
-                    save_images(img[None], out / f.stem, prefix=name)
-    (out / "columns.txt").write_text("input\n" + "\n".join(name for name, _ in targets) + "\n", encoding="utf-8")
+                    save_images(img[None], out / f.stem, prefix=safe_column(name))
+    (out / "columns.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
     return grids
 
 
