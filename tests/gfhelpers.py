@@ -33,3 +33,54 @@ def python_env() -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+def check_two_input_exports(run: Path, seed: int, out_dir: Path, atol: float = 1e-5) -> None:
+    """Export ``run``'s generator as TorchScript and ONNX; both must reproduce PyTorch on two inputs
+    (ONNX only where onnxruntime is installed)."""
+    import numpy as np
+    import torch
+
+    import ganforge
+    from ganforge.cli import main
+
+    gen = ganforge.load(run)
+    a, b = gen.make_inputs(2, seed=seed)
+    expected = gen(a, b)
+    assert main(["export", str(run), "--format", "torchscript", "--out", str(out_dir / "ts")]) == 0
+    assert torch.allclose(torch.jit.load(str(out_dir / "ts" / "generator.pt"))(a, b), expected, atol=atol)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return
+    assert main(["export", str(run), "--format", "onnx", "--out", str(out_dir / "onnx")]) == 0
+    session = ort.InferenceSession(str(out_dir / "onnx" / "generator.onnx"), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"input_0": a.numpy(), "input_1": b.numpy()})
+    assert np.allclose(out, expected.numpy(), atol=atol)
+
+
+def assert_states_equal(a: dict, b: dict) -> None:
+    """Two checkpoints hold the same step, data position, weights, optimizer states, EMA and noise."""
+    import torch
+
+    assert a["step"] == b["step"] and a["data_position"] == b["data_position"]
+    for name in a["networks"]:
+        for key, value in a["networks"][name].items():
+            assert torch.equal(value, b["networks"][name][key]), f"{name}.{key} differs"
+    for name in a["optimizers"]:
+        sa, sb = a["optimizers"][name]["state"], b["optimizers"][name]["state"]
+        for idx in sa:
+            for key in sa[idx]:
+                assert torch.equal(torch.as_tensor(sa[idx][key]), torch.as_tensor(sb[idx][key])), f"opt {name} {idx} {key}"
+    if a["ema"] is not None:
+        for key, value in a["ema"].items():
+            assert torch.equal(value, b["ema"][key]), f"ema.{key} differs"
+    assert torch.equal(a["rng"]["generators"]["noise"], b["rng"]["generators"]["noise"])
+
+
+def assert_latest_checkpoints_equal(run_a: Path, run_b: Path) -> None:
+    """The newest checkpoints of two run folders are identical (resume continued bit for bit)."""
+    from ganforge.train.checkpoint import latest_checkpoint, load_checkpoint
+
+    assert_states_equal(load_checkpoint(latest_checkpoint(run_a / "checkpoints")),
+                        load_checkpoint(latest_checkpoint(run_b / "checkpoints")))

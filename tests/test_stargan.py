@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gfhelpers import REPO
+from gfhelpers import REPO, assert_latest_checkpoints_equal, check_two_input_exports
 from ganforge.cli import main
 from ganforge.config import ConfigError, load_config
 from ganforge.data import build_dataset, write_dataset
@@ -196,13 +196,7 @@ def test_training_writes_translation_grids_and_resumes_bit_for_bit(stargan_run, 
     cfg = load_config("stargan/shapes", tiny(tmp_path, **{"train.steps": 2}))
     train(cfg)
     resume(tmp_path / "run", ["train.steps=4"])
-    from ganforge.train.checkpoint import latest_checkpoint, load_checkpoint
-
-    a = load_checkpoint(latest_checkpoint(stargan_run / "checkpoints"))
-    b = load_checkpoint(latest_checkpoint(tmp_path / "run" / "checkpoints"))
-    for net in ("G", "D"):
-        for k, v in a["networks"][net].items():
-            assert torch.equal(v, b["networks"][net][k]), f"{net}.{k}"
+    assert_latest_checkpoints_equal(stargan_run, tmp_path / "run")
 
 
 def test_translate_verb_writes_grids_and_singles(stargan_run, tmp_path, capsys):
@@ -223,18 +217,7 @@ def test_translate_verb_writes_grids_and_singles(stargan_run, tmp_path, capsys):
 
 
 def test_export_takes_image_and_labels(stargan_run, tmp_path):
-    import ganforge
-
-    gen = ganforge.load(stargan_run)
-    x, c = gen.make_inputs(2, seed=3)
-    expected = gen(x, c)
-    assert main(["export", str(stargan_run), "--format", "torchscript", "--out", str(tmp_path / "ts")]) == 0
-    assert torch.allclose(torch.jit.load(str(tmp_path / "ts" / "generator.pt"))(x, c), expected, atol=1e-5)
-    ort = pytest.importorskip("onnxruntime")
-    assert main(["export", str(stargan_run), "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 0
-    session = ort.InferenceSession(str(tmp_path / "onnx" / "generator.onnx"), providers=["CPUExecutionProvider"])
-    (out,) = session.run(None, {"input_0": x.numpy(), "input_1": c.numpy()})
-    assert np.allclose(out, expected.numpy(), atol=1e-5)
+    check_two_input_exports(stargan_run, 3, tmp_path)
     assert main(["export", str(stargan_run), "--out", str(tmp_path / "st")]) == 0
     assert main(["translate", str(tmp_path / "st"), "--input", str(REPO / "tests" / "data"), "--out",
                  str(tmp_path / "t")]) == 2  # no images there: a clear error, not a crash

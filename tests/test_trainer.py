@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from gfhelpers import tiny_overrides
+from gfhelpers import assert_states_equal, tiny_overrides
 from ganforge.config import load_config, resolve
 from ganforge.losses import discriminator_loss, generator_loss, gradient_penalty
 from ganforge.registry import FamilySpec, register_family
@@ -22,22 +22,6 @@ from ganforge.train.trainer import Trainer, TrainingDiverged, linear_decay, resu
 
 def final_state(run_dir):
     return load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
-
-
-def assert_states_equal(a, b):
-    assert a["step"] == b["step"] and a["data_position"] == b["data_position"]
-    for name in a["networks"]:
-        for key, value in a["networks"][name].items():
-            assert torch.equal(value, b["networks"][name][key]), f"{name}.{key} differs"
-    for name in a["optimizers"]:
-        sa, sb = a["optimizers"][name]["state"], b["optimizers"][name]["state"]
-        for idx in sa:
-            for key in sa[idx]:
-                assert torch.equal(torch.as_tensor(sa[idx][key]), torch.as_tensor(sb[idx][key])), f"opt {name} {idx} {key}"
-    if a["ema"] is not None:
-        for key, value in a["ema"].items():
-            assert torch.equal(value, b["ema"][key]), f"ema.{key} differs"
-    assert torch.equal(a["rng"]["generators"]["noise"], b["rng"]["generators"]["noise"])
 
 
 @pytest.mark.parametrize("workers", [0, 1])

@@ -25,7 +25,10 @@ EXAMPLES = {
         ganforge sample runs/demo --n 16 --seed 3 --weights raw --out grid.png
         ganforge sample runs/demo --mode images --n 100 --out samples/
         ganforge sample runs/demo --mode interpolate --steps 10 --rows 4
-        ganforge sample exported/ --n 16                 # an exported model works too""",
+        ganforge sample exported/ --n 16                 # an exported model works too
+        ganforge sample runs/biggan --mode sheet --classes 0-9 --truncation 0.5   # one row per class
+        ganforge sample runs/biggan --mode interpolate --interp y   # BigGAN's interpZ/interpY/interpZY sheets
+        ganforge sample runs/imagenet --standing-stats 16 --n 16   # BN statistics averaged over 16 batches""",
     "export": """
         ganforge export runs/demo --format safetensors   # -> runs/demo/export/model.safetensors + config.json
         ganforge export runs/demo --format torchscript --out gen_ts/
@@ -43,7 +46,9 @@ EXAMPLES = {
         ganforge translate runs/rafd --input faces/ --attrs happy --attrs angry --no-singles""",
     "import": """
         ganforge import stargan stargan_celeba_128/models/200000-G.ckpt --out runs/stargan-official
-        ganforge import stargan 200000-G.ckpt --out runs/mine --labels Black_Hair,Blond_Hair,Male""",
+        ganforge import stargan 200000-G.ckpt --out runs/mine --labels Black_Hair,Blond_Hair,Male
+        ganforge import biggan weights/BigGAN_I128_hdf5_seed0_..._ema --out runs/biggan-138k   # config from state_dict.pth
+        ganforge import biggan G_ema.pth --out runs/biggan --preset biggan/imagenet128_ch64""",
     "weights": """
         ganforge weights list                                # registered files and where each was found
         ganforge weights import ~/Downloads/pt_inception-2015-12-05-6726825d.pth
@@ -88,13 +93,21 @@ def _parser() -> argparse.ArgumentParser:
 
     s = verb("sample", "Generate images from a run, checkpoint or exported model.")
     s.add_argument("source", help="run folder, checkpoint .pt, or export folder")
-    s.add_argument("--mode", choices=["grid", "images", "interpolate"], default="grid")
+    s.add_argument("--mode", choices=["grid", "images", "interpolate", "sheet"], default="grid",
+                   help="sheet: one row per class (class-conditional models)")
     s.add_argument("--n", type=int, default=64, help="images (grid/images)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--weights", choices=["ema", "raw"], default="ema")
     s.add_argument("--steps", type=int, default=8, help="interpolation steps per row")
     s.add_argument("--rows", type=int, default=4, help="interpolation rows")
-    s.add_argument("--out", help="output file (grid, interpolate) or folder (images)")
+    s.add_argument("--interp", choices=["zy", "z", "y"], default=None,
+                   help="BigGAN: what varies along each row (default zy); y interpolates class embeddings")
+    s.add_argument("--classes", help="sheet: class indices, e.g. 0-9 or 3,7,11 (default: every class, at most 20)")
+    s.add_argument("--per-class", type=int, default=10, help="sheet: samples per class")
+    s.add_argument("--truncation", type=float, help="truncation trick: redraw z values beyond +-T (BigGAN)")
+    s.add_argument("--standing-stats", type=int, default=0, metavar="N",
+                   help="BigGAN: normalize with BN statistics averaged over N batches of samples")
+    s.add_argument("--out", help="output file (grid, interpolate, sheet) or folder (images)")
     s.add_argument("--device", default="cpu")
 
     e = verb("export", "Export the generator as safetensors, TorchScript or ONNX.")
@@ -107,8 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("source", help="run folder or checkpoint .pt")
     v.add_argument("overrides", nargs="*", help="key=value applied to the run's config, e.g. data.path=/data/test")
     v.add_argument("--metrics", default="oracle",
-                   help="comma-separated: fid,is,kid,pr,dc,oracle,translation (default: oracle; translation: "
-                        "StarGAN on the shapes attributes view)")
+                   help="comma-separated: fid,is,kid,pr,dc,oracle,class,translation (default: oracle; class: "
+                        "class-conditional models on the shapes class view; translation: StarGAN on the "
+                        "shapes attributes view)")
     v.add_argument("--n", type=int, default=1000, help="generated images (and real images per real set)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--weights", choices=["ema", "raw"], default="ema")
@@ -133,12 +147,13 @@ def _parser() -> argparse.ArgumentParser:
     tl.add_argument("--device", default="cpu")
 
     im = verb("import", "Import an official checkpoint into a ganforge run folder.")
-    im.add_argument("family", choices=["stargan"])
-    im.add_argument("checkpoint", help="official generator checkpoint, e.g. 200000-G.ckpt (D is found beside it)")
+    im.add_argument("family", choices=["stargan", "biggan"])
+    im.add_argument("checkpoint", help="stargan: 200000-G.ckpt (D is found beside it); biggan: the weights "
+                                       "folder or G_ema.pth/G.pth (D, optimizers, state_dict.pth found beside it)")
     im.add_argument("--discriminator", help="the D checkpoint (default: {iter}-D.ckpt beside the generator)")
     im.add_argument("--out", required=True, help="run folder to create")
     im.add_argument("--labels", help="comma-separated attribute names (default: the official five when c_dim is 5)")
-    im.add_argument("--preset", default="stargan/celeba", help="preset for the rest of the config")
+    im.add_argument("--preset", help="preset for the rest of the config (default: stargan/celeba, biggan/imagenet128)")
     im.add_argument("--image-size", type=int, default=128, help="used only without a discriminator checkpoint")
     im.add_argument("overrides", nargs="*", help="key=value for the run's config, e.g. data.path=/data/celeba")
 
@@ -246,7 +261,35 @@ def _sample(args: argparse.Namespace) -> int:
                          f"from noise. Use `ganforge translate {args.source} --input IMAGES`.")
     src = Path(args.source)
     base = src if src.is_dir() else src.parent
-    if args.mode == "interpolate":
+    biggan = gen.family == "biggan"
+    if (args.truncation or args.standing_stats or args.interp) and not biggan:
+        raise ValueError("--truncation, --standing-stats and --interp are BigGAN options; "
+                         f"'{args.source}' is a {gen.family} model")
+    if biggan:
+        from ganforge.models.biggan import sampling
+
+        if args.standing_stats:
+            sampling.accumulate_standing_stats(gen, args.standing_stats, seed=args.seed, truncation=args.truncation)
+
+        def inputs_for(n: int, seed: int) -> tuple[torch.Tensor, ...]:
+            z, y = gen.make_inputs(n, seed)
+            if args.truncation:
+                z = sampling.truncated_normal(tuple(z.shape), args.truncation, torch.Generator().manual_seed(seed))
+            return z, y
+    else:
+        inputs_for = gen.make_inputs
+    tag = f"-trunc{args.truncation}" if args.truncation else ""
+    if args.mode == "sheet":
+        classes = _parse_classes(args.classes, gen)
+        images, nrow = sampling.class_sheet(gen, classes, args.per_class, args.seed, args.truncation)
+        out = Path(args.out or base / "samples" / f"sheet-seed{args.seed}{tag}.png")
+        save_grid(images, out, nrow=nrow)
+    elif args.mode == "interpolate" and biggan:
+        kind = args.interp or "zy"
+        images, nrow = sampling.interpolation_sheet(gen, args.rows, args.steps - 2, kind, args.seed, args.truncation)
+        out = Path(args.out or base / "samples" / f"interp{kind.upper()}-seed{args.seed}{tag}.png")
+        save_grid(images, out, nrow=nrow)
+    elif args.mode == "interpolate":
         rows = []
         for r in range(args.rows):
             a, b = gen.make_inputs(1, args.seed * 1000 + 2 * r), gen.make_inputs(1, args.seed * 1000 + 2 * r + 1)
@@ -255,13 +298,36 @@ def _sample(args: argparse.Namespace) -> int:
         out = Path(args.out or base / "samples" / f"interpolate-seed{args.seed}.png")
         save_grid(generate(gen, inputs, gen_device(gen)), out, nrow=args.steps)
     elif args.mode == "images":
-        out = Path(args.out or base / "samples" / f"images-seed{args.seed}")
-        save_images(generate(gen, gen.make_inputs(args.n, args.seed), gen_device(gen)), out)
+        out = Path(args.out or base / "samples" / f"images-seed{args.seed}{tag}")
+        save_images(generate(gen, inputs_for(args.n, args.seed), gen_device(gen)), out)
     else:
-        out = Path(args.out or base / "samples" / f"grid-seed{args.seed}.png")
-        save_grid(generate(gen, gen.make_inputs(args.n, args.seed), gen_device(gen)), out)
+        out = Path(args.out or base / "samples" / f"grid-seed{args.seed}{tag}.png")
+        save_grid(generate(gen, inputs_for(args.n, args.seed), gen_device(gen)), out)
     print(f"wrote {out}")
     return 0
+
+
+def _parse_classes(text: str | None, gen) -> list[int]:  # noqa: ANN001
+    """``0-9`` or ``3,7,11`` -> class indices, checked against the model's class count."""
+    num = int(getattr(gen.model_config, "num_classes", 0) or 0)
+    if gen.family != "biggan" or num < 1:
+        raise ValueError(f"--mode sheet needs a class-conditional model (biggan); this is a {gen.family} model")
+    if not text:
+        return list(range(min(num, 20)))
+    classes: list[int] = []
+    for part in text.split(","):
+        try:
+            if "-" in part:
+                lo, hi = (int(v) for v in part.split("-", 1))
+                classes += list(range(lo, hi + 1))
+            else:
+                classes.append(int(part))
+        except ValueError:
+            raise ValueError(f"--classes: '{part}' is not an index or a range like 0-9") from None
+    bad = [c for c in classes if not 0 <= c < num]
+    if bad:
+        raise ValueError(f"--classes: {bad} outside 0..{num - 1} (the model has {num} classes)")
+    return classes
 
 
 def gen_device(gen) -> "torch.device":  # noqa: F821
@@ -421,11 +487,20 @@ def _translate(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    if args.family == "biggan":
+        from ganforge.models.biggan.official import import_official as import_biggan
+
+        if args.discriminator or args.labels:
+            raise ValueError("--discriminator and --labels are StarGAN options; BigGAN's D.pth, optimizers and "
+                             "state_dict.pth are found beside the generator file")
+        path = import_biggan(args.checkpoint, args.out, args.preset or "biggan/imagenet128", args.overrides)
+        print(f"imported into {path}; try `ganforge sample {args.out} --mode sheet`")
+        return 0
     from ganforge.models.stargan.official import import_official
 
     labels = [t.strip() for t in args.labels.split(",") if t.strip()] if args.labels else []
-    path = import_official(args.checkpoint, args.out, args.discriminator, labels, args.preset, args.image_size,
-                           args.overrides)
+    path = import_official(args.checkpoint, args.out, args.discriminator, labels, args.preset or "stargan/celeba",
+                           args.image_size, args.overrides)
     print(f"imported into {path}; try `ganforge translate {args.out} --input IMAGES`")
     return 0
 

@@ -10,6 +10,7 @@ Range limits live in field metadata (``ge``, ``gt``, ``le``) so the rule sits ne
 from __future__ import annotations
 
 import dataclasses
+import re
 import difflib
 import types
 import typing
@@ -60,7 +61,7 @@ class DataConfig:
     view: Literal["unconditional", "class", "attributes"] = "unconditional"  # shapes: which labels come along
     length: int = positive(20000)  # shapes: number of distinct images
     max_objects: int = bounded(2, ge=1, le=4)  # shapes: objects per image (unconditional view)
-    classes: bool = False  # image_folder: first-level sub-folders are class labels
+    classes: bool = False  # image_folder: first-level sub-folders are class labels; cifar: keep the labels
     crop: Literal["center", "random"] = "center"
     flip: bool = False  # random horizontal flip
     in_memory: bool = False  # decode every image once and keep uint8 tensors in RAM
@@ -85,7 +86,7 @@ class EmaConfig:
 
     enabled: bool = False
     decay: float = bounded(0.999, ge=0.0, le=1.0)
-    start: int = non_negative(0)  # before this step the EMA copies the weights
+    start: int = non_negative(0)  # steps counted from 1; before step `start` the EMA copies the weights (BigGAN's ema_start)
 
 
 @dataclass
@@ -285,6 +286,25 @@ def to_dict(obj: Any) -> Any:
 # presets and overrides
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 with YAML 1.2's floats: ``1e-6`` is a number (PyYAML alone reads it as a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                 |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                 |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                 |[-+]?\.(?:inf|Inf|INF)
+                 |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text as presets and overrides are parsed (safe; ``1e-6`` is a float)."""
+    return yaml.load(text, Loader=_Loader)
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``a.b.c=value`` into (["a","b","c"], parsed value); values are parsed as YAML."""
     if "=" not in text:
@@ -294,7 +314,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key:
         raise ConfigError(f"override {text!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as err:
         raise ConfigError(f"override {text!r}: cannot parse value {raw!r}: {err}") from None
     return key.split("."), value
@@ -338,7 +358,7 @@ def read_preset(spec: str | Path) -> dict[str, Any]:
             raise ConfigError(f"preset '{spec}' is neither a file nor a shipped preset.{hint} "
                               f"Shipped presets: {', '.join(names)}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):

@@ -84,7 +84,7 @@ def _cifar(cfg: DataConfig, seed: int) -> CifarDataset:
 
 @register_dataset("hdf5")
 def _hdf5(cfg: DataConfig, seed: int) -> HDF5Dataset:
-    return HDF5Dataset(_need_path(cfg), image_size=cfg.image_size, crop=cfg.crop, flip=cfg.flip)
+    return HDF5Dataset(_need_path(cfg), image_size=cfg.image_size, crop=cfg.crop, flip=cfg.flip, in_memory=cfg.in_memory)
 
 
 def build_dataset(cfg: DataConfig, seed: int = 0) -> Any:

@@ -11,32 +11,53 @@ from torch.distributed.nn.functional import all_reduce as differentiable_all_red
 NORM_CHOICES = ("batch", "instance", "layer", "none")
 
 
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def global_batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
+                      training: bool, momentum: float, eps: float) -> torch.Tensor:
+    """``F.batch_norm`` without affine whose training statistics span every rank's shard of the batch.
+
+    With one process (or in eval mode) it is ``F.batch_norm`` itself. Under torchrun it all-reduces the
+    per-channel mean and variance (differentiably, so gradients flow through them too), so N processes
+    with global batch B normalize like one process with batch B, and the running statistics get the
+    same update. PyTorch's SyncBatchNorm does the same but refuses CPU tensors; this works with gloo.
+    """
+    world = _world_size()
+    if not training or world == 1:
+        return F.batch_norm(x, running_mean, running_var, None, None, training, momentum, eps)
+    dims = (0, 2, 3)
+    count = x.numel() // x.shape[1] * world
+    # Two passes (mean, then centered squares) for the same precision as the local kernel.
+    mean = differentiable_all_reduce(x.sum(dims)) / count
+    centered = x - mean[None, :, None, None]
+    var = differentiable_all_reduce(centered.square().sum(dims)) / count
+    if running_mean is not None and running_var is not None:
+        with torch.no_grad():
+            running_mean.lerp_(mean.detach().to(running_mean.dtype), momentum)
+            running_var.lerp_((var.detach() * count / max(count - 1, 1)).to(running_var.dtype), momentum)
+    return centered * torch.rsqrt(var + eps)[None, :, None, None]
+
+
 class CrossRankBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics span every rank's shard of the batch.
 
-    With one process it is exactly ``nn.BatchNorm2d`` (same state dict, same math). Under torchrun it
-    all-reduces the per-channel mean and variance (differentiably, so gradients flow through them too),
-    so a run on N processes with global batch B normalizes like one process with batch B. PyTorch's
-    SyncBatchNorm does the same but refuses CPU tensors; this works with gloo as well as nccl.
+    With one process it is exactly ``nn.BatchNorm2d`` (same state dict, same math); under torchrun it
+    normalizes with the global batch's statistics (:func:`global_batch_norm`).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        if not self.training or world == 1:
+        if not self.training or _world_size() == 1:
             return super().forward(x)
-        dims = (0, 2, 3)
-        count = x.numel() // x.shape[1] * world
-        # Two passes (mean, then centered squares) for the same precision as the local kernel.
-        mean = differentiable_all_reduce(x.sum(dims)) / count
-        centered = x - mean[None, :, None, None]
-        var = differentiable_all_reduce(centered.square().sum(dims)) / count
+        momentum = self.momentum
         if self.track_running_stats:
-            with torch.no_grad():
-                self.num_batches_tracked += 1
-                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                self.running_mean.lerp_(mean.detach(), m)
-                self.running_var.lerp_(var.detach() * count / max(count - 1, 1), m)
-        y = centered * torch.rsqrt(var + self.eps)[None, :, None, None]
+            self.num_batches_tracked += 1
+            if momentum is None:
+                momentum = 1.0 / float(self.num_batches_tracked)
+        y = global_batch_norm(x, self.running_mean if self.track_running_stats else None,
+                              self.running_var if self.track_running_stats else None, True,
+                              momentum if momentum is not None else 0.0, self.eps)
         if self.affine:
             y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
         return y
@@ -62,4 +83,4 @@ def make_norm2d(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"norm '{kind}' is not one of {', '.join(NORM_CHOICES)}")
 
 
-__all__ = ["CrossRankBatchNorm2d", "LayerNorm2d", "make_norm2d", "NORM_CHOICES", "F"]
+__all__ = ["CrossRankBatchNorm2d", "global_batch_norm", "LayerNorm2d", "make_norm2d", "NORM_CHOICES", "F"]

@@ -23,7 +23,7 @@ import torch.nn as nn
 from ganforge.metrics import distances
 from ganforge.metrics.oracle import rgb_uint8
 
-METRIC_GROUPS = ("fid", "is", "kid", "pr", "dc", "oracle", "translation")
+METRIC_GROUPS = ("fid", "is", "kid", "pr", "dc", "oracle", "class", "translation")
 # Values a group produces, and whether higher is better (for keep-best).
 PRODUCES = {
     "fid": {"fid": False},
@@ -34,6 +34,8 @@ PRODUCES = {
     "oracle": {"oracle_fid": False, "oracle_kid": False, "oracle_kid_std": None, "oracle_precision": True,
                "oracle_recall": True, "oracle_density": True, "oracle_coverage": True, "oracle_confident": True,
                "oracle_count_tv": False, "oracle_object_tv": False},
+    # class-conditional generators on the shapes class view: the oracle reads the requested class
+    "class": {"class_acc": True},
     # image-to-image families on the shapes attributes view (per-attribute target_acc/<name> come too)
     "translation": {"target_acc": True, "preserve_attrs": True, "preserve_shape": True, "preserve_position": True},
 }
@@ -104,9 +106,10 @@ class _Features:
         self.groups, self.device, self.inception, self.oracle = groups, device, inception, oracle
 
     @torch.no_grad()
-    def __call__(self, batches: Iterator[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def __call__(self, batches: Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
         out: dict[str, list[torch.Tensor]] = {}
-        for images in batches:
+        for item in batches:
+            images, labels = item if isinstance(item, tuple) else (item, None)
             u8 = rgb_uint8(images)
             if self.inception is not None:
                 pool, logits = self.inception(u8.to(self.device))
@@ -118,6 +121,8 @@ class _Features:
                 out.setdefault("oracle_count", []).append(r.count)
                 out.setdefault("oracle_object", []).append(r.object)
                 out.setdefault("oracle_confident", []).append(r.confident)
+                if labels is not None:
+                    out.setdefault("class_hit", []).append(r.single("object") == labels.cpu())
         return {k: torch.cat(v) for k, v in out.items()}
 
 
@@ -145,13 +150,18 @@ def compare(fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor], groups
         out["oracle_count_tv"] = _histogram_tv(fake["oracle_count"].bincount(minlength=bins),
                                                real["oracle_count"].bincount(minlength=bins))
         out["oracle_object_tv"] = _histogram_tv(fake["oracle_object"].sum(0), real["oracle_object"].sum(0))
+    if "class" in groups:
+        out["class_acc"] = fake["class_hit"].float().mean().item()
     ordered = [k for g in groups for k in PRODUCES[g] if k in out]
     return {k: out[k] for k in ordered}
 
 
-def sample_batches(net: nn.Module, n: int, seed: int, batch_size: int, device: torch.device
-                   ) -> Iterator[torch.Tensor]:
-    """``n`` images from a generator with ``make_inputs(n, generator)``, batch ``i`` seeded by (seed, i)."""
+def sample_batches(net: nn.Module, n: int, seed: int, batch_size: int, device: torch.device,
+                   with_labels: bool = False) -> Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+    """``n`` images from a generator with ``make_inputs(n, generator)``, batch ``i`` seeded by (seed, i).
+
+    ``with_labels``: yield (images, requested classes), the integer second input of a
+    class-conditional generator."""
     was_training = net.training
     net.eval()
     try:
@@ -159,15 +169,19 @@ def sample_batches(net: nn.Module, n: int, seed: int, batch_size: int, device: t
             gen = torch.Generator().manual_seed(seed * 1_000_003 + i)
             inputs = net.make_inputs(min(batch_size, n - start), gen)
             with torch.no_grad():
-                yield net(*(t.to(device) for t in inputs)).float().cpu()
+                images = net(*(t.to(device) for t in inputs)).float().cpu()
+            yield (images, inputs[1]) if with_labels else images
     finally:
         net.train(was_training)
 
 
-def real_batches(dataset: Any, indices: np.ndarray, batch_size: int) -> Iterator[torch.Tensor]:
-    """Real images (no augmentation: ``get`` without an rng) in batches."""
+def real_batches(dataset: Any, indices: np.ndarray, batch_size: int, with_labels: bool = False
+                 ) -> Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+    """Real images (no augmentation: ``get`` without an rng) in batches, with their labels if asked."""
     for start in range(0, len(indices), batch_size):
-        yield torch.stack([dataset.get(int(i))["image"] for i in indices[start:start + batch_size]])
+        items = [dataset.get(int(i)) for i in indices[start:start + batch_size]]
+        images = torch.stack([item["image"] for item in items])
+        yield (images, torch.stack([item["label"] for item in items])) if with_labels else images
 
 
 class Evaluator:
@@ -205,7 +219,10 @@ class Evaluator:
             if "translation" in self.groups and getattr(family_eval, "task_group", None) != "translation":
                 raise EvalError("translation metrics need an image-to-image family (stargan); this generator "
                                 "samples from noise. Use oracle or fid,is,kid,pr,dc instead.")
-            if {"oracle", "translation"} & set(self.groups):
+            if "class" in self.groups and (family_eval is not None or not getattr(dataset, "num_classes", 0)):
+                raise EvalError("class accuracy needs a class-conditional generator and labelled shapes data "
+                                "(data.view=class); use oracle or fid,is,kid,pr,dc instead.")
+            if {"oracle", "translation", "class"} & set(self.groups):
                 if not isinstance(dataset, ShapesDataset):
                     raise EvalError("oracle metrics read the built-in shapes data only; this run's data is "
                                     f"'{type(dataset).__name__}'. Use fid,is,kid,pr,dc instead.")
@@ -217,7 +234,7 @@ class Evaluator:
         self.family_eval, self.oracle = family_eval, oracle
         self.features = _Features(self.groups, self.device,
                                   inception.to(self.device) if inception is not None else None,
-                                  oracle if "oracle" in self.groups else None)
+                                  oracle if {"oracle", "class"} & set(self.groups) else None)
         order = np.random.default_rng(seed).permutation(len(dataset))
         self.dataset, self.real_a_idx, self.real_b_idx = dataset, order[:n], order[n:2 * n]
         self._real: dict[str, torch.Tensor] | None = None
@@ -231,8 +248,9 @@ class Evaluator:
         if self._real is None and not self._distribution_groups:
             self._real = {}
         if self._real is None:
-            self._real = self.features(real_batches(self.dataset, self.real_a_idx, self.batch_size))
-            other = self.features(real_batches(self.dataset, self.real_b_idx, self.batch_size))
+            labels = "class" in self.groups
+            self._real = self.features(real_batches(self.dataset, self.real_a_idx, self.batch_size, labels))
+            other = self.features(real_batches(self.dataset, self.real_b_idx, self.batch_size, labels))
             self.real_vs_real = compare(other, self._real, self.groups)
         return self._real
 
@@ -263,7 +281,8 @@ class Evaluator:
                     result = self.evaluate(lambda: self.family_eval.images(net, self.real_b_idx, self.batch_size,
                                                                            self.device))
                 else:
-                    result = self.evaluate(lambda: sample_batches(net, self.n, self.seed, self.batch_size, self.device))
+                    result = self.evaluate(lambda: sample_batches(net, self.n, self.seed, self.batch_size, self.device,
+                                                                  with_labels="class" in self.groups))
                 if "translation" in self.groups:
                     t0 = time.perf_counter()
                     result.metrics.update(self.family_eval.task_metrics(net, self.oracle, self.real_b_idx,

@@ -17,13 +17,18 @@ def make_ema(module: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def update_ema(ema: nn.Module, module: nn.Module, step: int, decay: float, start: int) -> None:
+def update_ema(ema: nn.Module, module: nn.Module, step: int, decay: float, start: int,
+               average_buffers: bool = False) -> None:
     """Before ``start`` the average copies the weights; from then on ema <- decay*ema + (1-decay)*w.
 
-    Buffers (batch-norm statistics) are copied, as in BigGAN and StyleGAN.
+    Buffers are copied (batch-norm statistics, as StyleGAN), or with ``average_buffers`` averaged like
+    the weights (BigGAN's EMA averages its whole state dict; integer buffers are still copied).
     """
     beta = decay if step >= start else 0.0
     for e, p in zip(ema.parameters(), module.parameters()):
         e.lerp_(p.detach(), 1.0 - beta)
     for e, b in zip(ema.buffers(), module.buffers()):
-        e.copy_(b)
+        if average_buffers and e.is_floating_point():
+            e.lerp_(b, 1.0 - beta)
+        else:
+            e.copy_(b)

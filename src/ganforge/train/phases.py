@@ -28,6 +28,12 @@ class Phase:
     repeats: int = 1  # updates per step, each on a fresh batch
     every: int = 1  # run on steps where step % every == 0
     needs_batch: bool = True  # False: the loss draws only noise (e.g. a generator update)
+    # Micro-batches per update, on top of train.grad_accum (BigGAN's num_D/G_accumulations): the
+    # gradients of ``accumulations`` losses, each divided by it, are summed before the optimizer step.
+    accumulations: int = 1
+    # Called after the gradients are complete (averaged over ranks, unscaled) and before the
+    # optimizer step: BigGAN's orthogonal regularization adds its gradient here.
+    before_step: Callable[[], None] | None = None
 
 
 @dataclass
@@ -37,9 +43,15 @@ class Recipe:
     phases: list[Phase]
     generator: str = "G"  # the network that EMA tracks and that sampling and export use
     lr_schedule: Callable[[int], float] | None = None  # factor of the base lr at a step; None: trainer's
+    # EMA of buffers too (BigGAN averages its whole state dict, BN statistics and SN vectors included);
+    # False copies them (StyleGAN, the default).
+    ema_averages_buffers: bool = False
     # The periodic sample grid: generator -> (images in [-1, 1], images per row). None: the trainer
     # draws ``generator.make_inputs`` (unconditional and class-conditional families).
     sample: Callable[[nn.Module], tuple[torch.Tensor, int]] | None = None
+    # More sheets written beside the grid: generator -> {name: (images, images per row)}
+    # (BigGAN's class sheets and interpolations, as its save_and_sample writes them).
+    extra_samples: Callable[[nn.Module], dict[str, tuple[torch.Tensor, int]]] | None = None
 
 
 @dataclass

@@ -233,12 +233,13 @@ class Trainer:
                 continue
             self._set_trainable(phase.network)
             net, opt, scaler = self.recipe.networks[phase.network], self.recipe.optimizers[phase.network], self.scalers[phase.network]
+            micro = accum * phase.accumulations
             for _ in range(phase.repeats if phase_repeats is None else phase_repeats):
                 opt.zero_grad(set_to_none=True)
-                for _ in range(accum):
+                for _ in range(micro):
                     batch = next(self.stream) if phase.needs_batch else None
                     loss, parts = phase.loss(batch)
-                    scaler.scale(loss / accum).backward()
+                    scaler.scale(loss / micro).backward()
                     totals.append((phase.name, loss.detach()))
                     if sums is not None:
                         for key, value in parts.items():
@@ -248,12 +249,17 @@ class Trainer:
                         sums[k] = sums.get(k, 0.0) + loss.detach().float()
                         sums[f"_count/{phase.name}"] = sums.get(f"_count/{phase.name}", 0) + 1
                 average_gradients((p for p in net.parameters() if p.requires_grad), self.dist.world_size)
+                if phase.before_step is not None:
+                    scaler.unscale_(opt)  # the hook works on true gradients; a no-op without fp16 scaling
+                    phase.before_step()
                 scaler.step(opt)
                 scaler.update()
         self._set_trainable("")  # nothing trainable between steps: sampling and EMA need no graph
         if self.ema is not None:
             ema = self.cfg.train.ema
-            update_ema(self.ema, self.generator, self.step, ema.decay, ema.start)
+            # Counted from 1 like BigGAN's itr: with start=1000 updates 1..999 copy, 1000 on average.
+            update_ema(self.ema, self.generator, self.step + 1, ema.decay, ema.start,
+                       average_buffers=self.recipe.ema_averages_buffers)
         return totals
 
     def _check_finite(self, totals: list[tuple[str, torch.Tensor]], stop_requested: bool) -> bool:
@@ -289,7 +295,10 @@ class Trainer:
             images, nrow = self.recipe.sample(net)
         else:
             images = generate(net, self.sample_inputs, self.device)
+        extra = self.recipe.extra_samples(net) if self.recipe.extra_samples is not None else {}
         net.train(was_training)
+        for name, (sheet, per_row) in extra.items():
+            save_grid(sheet, self.run_dir / "samples" / f"{name}-step-{self.step:08d}.png", per_row)
         path = save_grid(images, self.run_dir / "samples" / f"step-{self.step:08d}.png", nrow)
         if self.logger is not None:
             from ganforge.sample.grid import grid_image
@@ -459,14 +468,13 @@ def train(cfg: RunConfig, step_hook: Callable[[Trainer, int], None] | None = Non
 def resume(run_dir: str | Path, overrides: list[str] | None = None,
            step_hook: Callable[[Trainer, int], None] | None = None) -> TrainResult:
     """Continue ``run_dir`` from its latest checkpoint (overrides may extend ``train.steps``)."""
-    from ganforge.config import apply_overrides, resolve
-    import yaml
+    from ganforge.config import apply_overrides, load_yaml, resolve
 
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"'{run_dir}' is not a ganforge run: no config.yaml in it")
-    raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    raw = load_yaml(cfg_path.read_text(encoding="utf-8"))
     cfg = resolve(apply_overrides(raw, overrides or []))
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     if ckpt is None:

@@ -1,0 +1,3 @@
+"""BigGAN (Brock et al., ICLR 2019): class-conditional generation, faithful to BigGAN-PyTorch."""
+
+from ganforge.models.biggan import recipe  # noqa: F401  (registers the family)

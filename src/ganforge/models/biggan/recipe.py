@@ -1,0 +1,176 @@
+"""BigGAN's training function, as BigGAN-PyTorch's ``train_fns.GAN_training_function``.
+
+Per step: ``num_d_steps`` discriminator updates, each summing the gradients of
+``num_d_accumulations`` micro-batches of real images with their labels against fakes of fresh z and
+uniformly drawn classes (G under no_grad); then one generator update over ``num_g_accumulations``
+micro-batches of ``g_batch_size`` fresh samples. Each loss is divided by its accumulation count,
+exactly as the official code does, so accumulating k batches of B equals one batch of kB (tested).
+
+- Hinge loss: D ``mean relu(1 - D(x, y)) + mean relu(1 + D(G(z, y'), y'))``, G ``-mean D(G(z, y'), y')``.
+- ``split_d``: D sees real and fake in two forwards instead of one concatenated batch; the outputs
+  are the same, but each forward runs its own power iteration (as in the official code).
+- Orthogonal regularization (``g_ortho``/``d_ortho``, the paper's modified form): the official
+  gradient ``2 beta (W W^T * (1 - I)) W`` (that of ``beta/2 ||W W^T * (1 - I)||_F^2``) is added to
+  every weight with 2+ dimensions after backward;
+  G's shared class embedding is excluded in G, nothing is excluded in D (the official lists).
+- Only the network being updated has ``requires_grad`` (the trainer's toggling), as ``toggle_grads``.
+- The EMA of G averages every floating-point entry of its state dict, buffers included (BN
+  statistics, SN vectors), as the official ``ema`` class; ``train.ema.start`` is ``--ema_start``.
+- Adam with separate lr/betas for G and D and ``adam_eps``; the defaults are the official parser's,
+  the presets set the launch scripts' values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from ganforge.config import ConfigError, RunConfig, non_negative, positive
+from ganforge.losses import discriminator_loss_parts, generator_loss
+from ganforge.models.biggan.networks import BigganDiscriminator, BigganGenerator, BigganModelConfig
+from ganforge.models.biggan.sampling import class_sheet, interpolation_sheet
+from ganforge.registry import FamilySpec, register_family
+from ganforge.runtime.precision import Precision
+from ganforge.train.phases import Phase, Recipe, RecipeContext
+
+
+@dataclass
+class BigganRecipeConfig:
+    """Optimizers and the training function's flags (defaults: the official parser's)."""
+
+    g_lr: float = positive(5e-5)
+    d_lr: float = positive(2e-4)
+    g_betas: tuple[float, float] = field(default=(0.0, 0.999))
+    d_betas: tuple[float, float] = field(default=(0.0, 0.999))
+    adam_eps: float = positive(1e-8)
+    num_d_steps: int = positive(2)
+    num_d_accumulations: int = positive(1)
+    num_g_accumulations: int = positive(1)
+    g_batch_size: int = non_negative(0)  # samples per G micro-batch; as the official code, at least train.batch_size
+    split_d: bool = False
+    g_ortho: float = non_negative(0.0)  # 1e-4 in the paper; the ImageNet scripts pass 0.0
+    d_ortho: float = non_negative(0.0)
+    sample_sheets: bool = True  # with each sample grid: a class sheet and the interpolation sheets
+
+
+@torch.no_grad()
+def add_ortho_gradient(module: nn.Module, strength: float, exclude: list[nn.Parameter] | None = None) -> None:
+    """Add the modified orthogonal regularization's gradient to every weight with 2+ dims.
+
+    For W reshaped to (out, -1): ``grad += strength * 2 (W W^T * (1 - I)) W``, the gradient of
+    ``strength * ||W W^T * (1 - I)||_F^2 / 2`` (the official ``utils.ortho``).
+    """
+    skip = {id(p) for p in exclude or []}
+    for p in module.parameters():
+        if p.dim() < 2 or id(p) in skip or p.grad is None:
+            continue
+        w = p.reshape(p.shape[0], -1)
+        gram = w @ w.t()
+        gram.fill_diagonal_(0.0)
+        p.grad.add_((2 * gram @ w).reshape(p.shape), alpha=strength)
+
+
+def class_labels(batch: dict[str, torch.Tensor], n: int) -> torch.Tensor:
+    """The batch's labels; an unlabelled dataset (checked at build: a 1-class model) is all class 0."""
+    return batch["label"] if "label" in batch else torch.zeros(n, dtype=torch.long)
+
+
+def discriminator_losses(G: nn.Module, D: nn.Module, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
+                         y: torch.Tensor, split_d: bool, precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's hinge loss on real images and on fakes G(z, y) made without a graph (the official ``G_D``).
+
+    ``split_d``: two D forwards (fake, then real) instead of one on the concatenated batch."""
+    with torch.no_grad(), precision.autocast():
+        fake = G(z, y)
+    with precision.autocast():
+        if split_d:
+            d_fake, d_real = D(fake, y), D(real, labels)
+        else:
+            out = D(torch.cat([fake, real]), torch.cat([y, labels]))
+            d_fake, d_real = out[:len(fake)], out[len(fake):]
+    return discriminator_loss_parts(d_real, d_fake, "hinge")
+
+
+def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
+    """Networks, Adam optimizers and the two phases (D x num_d_steps with accumulation, then G)."""
+    m, r = cfg.model, cfg.recipe
+    data_classes = int(getattr(ctx.dataset, "num_classes", 0) or 0)
+    if m.num_classes == 0:
+        # From the data (the checkpoint's config keeps the number); unlabelled data: one class.
+        m.num_classes = max(data_classes, 1)
+    elif not data_classes and m.num_classes > 1:
+        raise ConfigError(f"model.num_classes={m.num_classes} but the data has no class labels: use data.classes=true "
+                          f"(image_folder: a sub-folder per class; cifar), data.view=class (shapes), or "
+                          f"model.num_classes=1 for an unconditional model")
+    elif data_classes and data_classes != m.num_classes:
+        raise ConfigError(f"model.num_classes={m.num_classes} but the data has {data_classes} classes; set "
+                          f"model.num_classes={data_classes} (or 0 to take it from the data)")
+    G = ctx.place(BigganGenerator(m))
+    D = ctx.place(BigganDiscriminator(m))
+    opt_g = torch.optim.Adam(G.parameters(), lr=r.g_lr, betas=r.g_betas, eps=r.adam_eps)
+    opt_d = torch.optim.Adam(D.parameters(), lr=r.d_lr, betas=r.d_betas, eps=r.adam_eps)
+    prec, n, world = ctx.precision, ctx.local_batch, ctx.dist.world_size
+    g_total = max(r.g_batch_size, cfg.train.batch_size)  # the official max(G_batch_size, batch_size)
+    if g_total % world:
+        raise ConfigError(f"recipe.g_batch_size={g_total} must be divisible by the {world} processes")
+    g_batch = g_total // world
+
+    def d_step(batch):
+        real = ctx.images(batch)
+        labels = class_labels(batch, len(real)).to(ctx.device)
+        z, y = ctx.randn(n, G.dim_z), ctx.randint(m.num_classes, n)
+        loss_real, loss_fake = discriminator_losses(G, D, real, labels, z, y, r.split_d, prec)
+        return loss_real + loss_fake, {"loss_real": loss_real.detach(), "loss_fake": loss_fake.detach()}
+
+    def g_step(batch):
+        z, y = ctx.randn(g_batch, G.dim_z), ctx.randint(m.num_classes, g_batch)
+        with prec.autocast():
+            out = D(G(z, y), y)
+        return generator_loss(out, "hinge"), {}
+
+    def ortho(net: nn.Module, strength: float, exclude: list[nn.Parameter]) -> Callable[[], None] | None:
+        return (lambda: add_ortho_gradient(net, strength, exclude)) if strength > 0 else None
+
+    def sheets(net: nn.Module) -> dict[str, tuple[torch.Tensor, int]]:
+        # The official save_and_sample's sheets: classes (first 20 here), interpZY, interpZ, interpY.
+        out = {"classes": class_sheet(net, list(range(min(m.num_classes, 20))), seed=0)}
+        for kind in ("zy", "z", "y") if m.g_shared else ("z",):
+            out[f"interp{kind.upper()}"] = interpolation_sheet(net, rows=16, midpoints=8, kind=kind, seed=0)
+        return out
+
+    return Recipe(
+        networks={"G": G, "D": D}, optimizers={"G": opt_g, "D": opt_d},
+        phases=[Phase("D", "D", d_step, repeats=r.num_d_steps, accumulations=r.num_d_accumulations,
+                      before_step=ortho(D, r.d_ortho, [])),
+                Phase("G", "G", g_step, needs_batch=False, accumulations=r.num_g_accumulations,
+                      before_step=ortho(G, r.g_ortho, list(G.shared.parameters())))],
+        ema_averages_buffers=True, extra_samples=sheets if r.sample_sheets else None)
+
+
+def check(cfg: RunConfig) -> None:
+    """Cross-section rules, checked before any data or network is touched."""
+    m, d, tr = cfg.model, cfg.data, cfg.train
+    if m.image_size != d.image_size:
+        raise ConfigError(f"model.image_size={m.image_size} and data.image_size={d.image_size} differ; set both "
+                          f"(BigGAN has architectures for {', '.join(map(str, (32, 64, 128, 256)))})")
+    if d.channels != 3:
+        raise ConfigError(f"BigGAN generates RGB images; data.channels={d.channels} must be 3")
+    if m.hier and not m.g_shared:
+        raise ConfigError("model.hier=true needs model.g_shared=true: the z chunks are concatenated to the shared "
+                          "class embedding (the official code fails the same way)")
+    if tr.grad_accum != 1:
+        raise ConfigError("BigGAN accumulates per phase: use recipe.num_d_accumulations and "
+                          "recipe.num_g_accumulations instead of train.grad_accum")
+    if tr.lr_schedule != "constant":
+        raise ConfigError("BigGAN trains with constant learning rates (train.lr_schedule=constant)")
+    for name, values in (("model.g_attention", m.g_attention), ("model.d_attention", m.d_attention)):
+        bad = [v for v in values if v & (v - 1) or not 4 <= v <= m.image_size]
+        if bad:
+            raise ConfigError(f"{name}={values}: attention resolutions must be powers of two between 4 and "
+                              f"{m.image_size} (the official '0' is an empty list here)")
+
+
+register_family(FamilySpec("biggan", BigganModelConfig, BigganRecipeConfig, build_recipe, BigganGenerator, check))
