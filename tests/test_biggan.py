@@ -120,6 +120,24 @@ def test_import_errors_name_the_file(tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
 
 
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_import_never_runs_code_from_a_file(tmp_path):
+    marker = tmp_path / "pwned"
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    torch.save({"linear.weight": _Payload(marker)}, folder / "G_ema.pth")
+    with pytest.raises(CheckpointError, match="not a readable PyTorch file"):
+        import_official(folder / "G_ema.pth", tmp_path / "out")
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
 # ----------------------------------------------------------------------------------------------
 # the training function
 

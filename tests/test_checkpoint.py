@@ -20,6 +20,12 @@ def test_keep_last_and_latest_pointer(tmp_path):
     assert state["step"] == 40 and torch.equal(state["w"], torch.full((2,), 40.0))
 
 
+def test_temp_files_of_killed_writers_are_removed_at_the_next_save(tmp_path):
+    (tmp_path / ".step-00000001.pt.tmp-999999").write_bytes(b"half a checkpoint")
+    save_checkpoint(tmp_path, 2, {"w": torch.ones(1)}, keep_last=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "step-00000002.pt"]
+
+
 def test_stale_pointer_and_temp_files_are_ignored(tmp_path):
     save_checkpoint(tmp_path, 5, {}, keep_last=3)
     (tmp_path / ".step-00000009.pt.tmp-123").write_bytes(b"half a checkpoint")
@@ -40,6 +46,23 @@ def test_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp file left behind
+
+
+def test_disk_full_during_a_checkpoint_names_the_intact_previous_one(tmp_path, monkeypatch):
+    folder = tmp_path / "run" / "checkpoints"
+    first = save_checkpoint(folder, 1, {"w": torch.ones(3)}, keep_last=3)
+    real_replace = os.replace
+
+    def full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(CheckpointError, match=r"could not write checkpoint .*step-00000002.pt.*No space left on "
+                                              r"device.*step-00000001.pt' is intact.*ganforge resume"):
+        save_checkpoint(folder, 2, {"w": torch.zeros(3)}, keep_last=3)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert latest_checkpoint(folder) == first and torch.equal(load_checkpoint(first)["w"], torch.ones(3))
+    assert sorted(p.name for p in folder.iterdir()) == ["latest", "step-00000001.pt"]  # no temp file left
 
 
 class _RunsCode:

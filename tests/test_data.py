@@ -129,6 +129,56 @@ def test_truncated_image_is_skipped_at_decode_time(tmp_path):
         ImageFolderDataset(tmp_path, image_size=32, strict=True).get(1)
 
 
+def _png_header_only(path, width, height):
+    """A PNG that claims ``width`` x ``height`` pixels in a few bytes (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def test_hostile_files_and_names_are_skipped_or_read(tmp_path):
+    import os
+
+    Image.new("RGB", (40, 40), (200, 10, 10)).save(tmp_path / "ok.png")
+    _png_header_only(tmp_path / "bomb.png", 30000, 30000)  # 900 M pixels: refused before decoding
+    latin1 = os.fsencode(str(tmp_path)) + b"/caf\xe9.png"  # not UTF-8: a Latin-1 name from an old disk
+    Image.new("RGB", (40, 40), (10, 200, 10)).save(os.fsdecode(latin1))
+    Image.new("RGB", (40, 40), (10, 10, 200)).save(tmp_path / ("x" * 240 + ".png"))  # near the 255-byte limit
+    ds = ImageFolderDataset(tmp_path, image_size=16)
+    assert len(ds) == 3 and set(ds.skipped) == {"bomb.png"}
+    assert "DecompressionBombError" in ds.skipped["bomb.png"]
+    colors = sorted(pixel(ds.get(i)) for i in range(len(ds)))
+    assert colors == [(10, 10, 200), (10, 200, 10), (200, 10, 10)]
+    again = ImageFolderDataset(tmp_path, image_size=16)  # the cached index round-trips the odd names
+    assert sorted(again.index.files) == sorted(ds.index.files)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    stored = Image.new("RGB", (40, 20), (0, 0, 0))
+    stored.paste((255, 255, 255), (0, 0, 20, 20))  # white left half as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    stored.save(tmp_path / "phone.jpg", exif=exif, quality=100)
+    ds = ImageFolderDataset(tmp_path, image_size=20, crop="center")
+    img = ds.get(0)["image"]  # displayed upright: 20 wide, 40 tall, white on top
+    top, bottom = img[:, :4].mean().item(), img[:, -4:].mean().item()
+    assert top > 0.8 and bottom < -0.8
+
+
+def test_empty_class_folder_is_an_error_naming_it(tmp_path):
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "dog").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "cat" / "a.png")
+    (tmp_path / "dog" / "broken.jpg").write_text("not an image")
+    with pytest.raises(DataError, match=r"class folder '.*dog' has no readable images"):
+        build_index(tmp_path, classes=True)
+
+
 def test_empty_and_missing_folders_are_clear_errors(tmp_path):
     with pytest.raises(DataError, match=f"no readable images under '{tmp_path}'"):
         build_index(tmp_path)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import time
@@ -98,6 +100,35 @@ def test_biggan_two_process_ddp_matches_one_process(tmp_path):
             assert gap <= 1e-2 * moved, f"{net}.{key}: gap {gap:.3g} vs moved {moved:.3g}"
 
 
+def test_ddp_run_that_loses_a_process_stops_and_resumes_on_one(tmp_path):
+    args = tiny_overrides(tmp_path, name="r", **{"train.steps": 100000, "train.ckpt_every": 5,
+                                                 "runtime.dist_timeout_s": 30})
+    proc = subprocess.Popen([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                             "ganforge", "train", "wgan_gp/shapes", *args], env=python_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        ckpts = tmp_path / "r" / "checkpoints"
+        deadline = time.time() + 120
+        while latest_checkpoint(ckpts) is None and time.time() < deadline:
+            time.sleep(0.2)
+        workers = subprocess.run(["pgrep", "-f", f"[-]u -m ganforge train wgan_gp/shapes out_dir={tmp_path}"],
+                                 capture_output=True, text=True).stdout.split()
+        assert len(workers) == 2, workers
+        os.kill(int(max(workers, key=int)), signal.SIGKILL)  # one rank dies without a word
+        t0 = time.time()
+        _, err = proc.communicate(timeout=120)  # the other must not hang until the 30 s timeout, or forever
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # never leave a 100000-step run behind
+    assert proc.returncode != 0 and time.time() - t0 < 60
+    assert "SIGKILL" in err or "Signal 9" in err  # torchrun names the lost rank as the root cause
+    last = latest_checkpoint(ckpts)
+    step = load_checkpoint(last)["step"]  # readable
+    again = run_cli(["resume", str(tmp_path / "r"), f"train.steps={step + 2}"])  # on one process
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert weights(tmp_path / "r")["step"] == step + 2
+
+
 def test_kill_9_at_any_moment_then_resume_equals_the_uninterrupted_run(tmp_path):
     extra = {"train.steps": 24, "train.ckpt_every": 2, "train.sample_every": 1000, "train.log_every": 1000}
     straight = run_cli(["train", "wgan_gp/shapes", *tiny_overrides(tmp_path / "a", name="r", **extra)])
@@ -126,6 +157,30 @@ def test_kill_9_at_any_moment_then_resume_equals_the_uninterrupted_run(tmp_path)
     for net in ("G", "D"):
         for key, value in a["networks"][net].items():
             assert torch.equal(value, b["networks"][net][key]), f"{net}.{key} differs after resume from {killed_at}"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a per-file size quota (RLIMIT_FSIZE) is POSIX")
+def test_a_full_quota_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path):
+    import resource
+
+    first = run_cli(["train", "wgan_gp/shapes", *tiny_overrides(tmp_path, name="q", **{"train.steps": 2,
+                                                                                     "train.ckpt_every": 2})])
+    assert first.returncode == 0, first.stderr
+    good = latest_checkpoint(tmp_path / "q" / "checkpoints")
+    limit = good.stat().st_size // 2  # no checkpoint fits any more
+
+    def quota():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG from write() instead of a signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    full = subprocess.run([PYTHON, "-m", "ganforge", "resume", str(tmp_path / "q"), "train.steps=4"], env=python_env(),
+                          capture_output=True, text=True, timeout=300, preexec_fn=quota)
+    assert full.returncode == 2, full.stderr[-2000:]
+    assert "could not write checkpoint" in full.stderr and "step-00000002.pt' is intact" in full.stderr
+    assert "Traceback" not in full.stderr
+    assert latest_checkpoint(tmp_path / "q" / "checkpoints") == good and load_checkpoint(good)["step"] == 2
+    again = run_cli(["resume", str(tmp_path / "q"), "train.steps=4"])  # space again: it finishes
+    assert again.returncode == 0 and weights(tmp_path / "q")["step"] == 4
 
 
 def test_sigterm_checkpoints_and_exits_0(tmp_path):

@@ -155,6 +155,9 @@ def test_celeba_errors_name_the_attribute_and_the_file(celeba_folder, tmp_path):
     (broken / "list_attr_celeba.txt").write_text("2\nA B\n000001.png 1 -1\n000002.png 1 1\n")
     with pytest.raises(DataError, match="missing"):
         CelebADataset(broken, ("A",), split="all")
+    (broken / "list_attr_celeba.txt").write_text("3\nA B\n000001.png 1 -1\n000002.png 1 1\n")  # a row lost
+    with pytest.raises(DataError, match="line 1 declares 3 images but the file has 2 rows"):
+        CelebADataset(broken, ("A",), split="all")
 
 
 def test_shapes_attributes_view():

@@ -59,6 +59,52 @@ def test_nan_stops_with_phase_and_step_and_keeps_the_last_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in state["networks"]["D"].values())
 
 
+def test_nan_rollback_reloads_the_last_checkpoint_with_lower_learning_rates(tmp_path):
+    fired = []
+
+    def poison_once(trainer, step):
+        if step == 5 and not fired:  # NaN weights after the step-5 checkpoint: step 6 diverges
+            fired.append(step)
+            with torch.no_grad():
+                trainer.recipe.networks["D"].main[0].weight.fill_(float("nan"))
+
+    cfg = load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="rb", **{
+        "train.steps": 8, "train.ckpt_every": 1, "train.on_nan": "rollback", "train.nan_lr_factor": 0.25}))
+    result = train(cfg, step_hook=poison_once)
+    assert result.status == "finished" and result.step == 8
+    final = load_checkpoint(latest_checkpoint(tmp_path / "rb" / "checkpoints"))
+    assert final["lr_scale"] == 0.25
+    assert final["optimizers"]["D"]["param_groups"][0]["lr"] == pytest.approx(1e-4 * 0.25)
+    assert all(torch.isfinite(v).all() for v in final["networks"]["D"].values())
+
+    def poison_always(trainer, step):
+        if step >= 2:
+            with torch.no_grad():
+                trainer.recipe.networks["D"].main[0].weight.fill_(float("nan"))
+
+    cfg = load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="rb2", **{
+        "train.steps": 12, "train.ckpt_every": 1, "train.on_nan": "rollback", "train.nan_max_rollbacks": 2}))
+    with pytest.raises(TrainingDiverged, match="rollback not possible: 2 rollbacks already"):
+        train(cfg, step_hook=poison_always)
+
+
+def test_checkpoint_of_another_family_is_refused(tmp_path):
+    from ganforge.train.checkpoint import CheckpointError
+
+    train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="w", **{"train.steps": 1})))
+    cfg = load_config("dcgan/shapes", tiny_overrides(tmp_path, name="d"))
+    with pytest.raises(CheckpointError, match="is a 'wgan_gp' checkpoint; this run is 'dcgan'"):
+        Trainer(cfg, resume_from=latest_checkpoint(tmp_path / "w" / "checkpoints"))
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", "C:evil"])
+def test_run_names_cannot_write_outside_the_runs_folder(tmp_path, name):
+    cfg = load_config("wgan_gp/shapes", tiny_overrides(tmp_path / "runs", name=name))
+    with pytest.raises(ValueError, match="must be a single folder name"):
+        train(cfg)
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "runs").exists()
+
+
 def test_existing_run_is_not_overwritten(tmp_path):
     cfg = load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="same", **{"train.steps": 3}))
     train(cfg)

@@ -103,6 +103,11 @@ class TrainConfig:
     sample_every: int = positive(500)
     ckpt_every: int = positive(1000)
     keep_last: int = positive(3)  # checkpoints kept on disk
+    # A NaN/Inf loss: `stop` (the last checkpoint stays) or `rollback`: reload the last checkpoint,
+    # multiply every learning rate by nan_lr_factor and go on, at most nan_max_rollbacks times.
+    on_nan: Literal["stop", "rollback"] = "stop"
+    nan_lr_factor: float = bounded(0.5, gt=0.0, le=1.0)
+    nan_max_rollbacks: int = positive(3)
     sample_count: int = positive(64)  # images in the periodic grid
     progress: bool = True
     tensorboard: bool = True

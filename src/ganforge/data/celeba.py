@@ -46,7 +46,8 @@ def read_attr_file(path: Path, selected: tuple[str, ...]) -> tuple[list[str], li
     """(all attribute names, file names in file order, (N, len(selected)) 0/1 array).
 
     Errors name the file and line: a missing file, a selected attribute the header lacks (with the
-    closest name), a row with the wrong number of values or a value other than 1/-1."""
+    closest name), a row with the wrong number of values or a value other than 1/-1, a row count
+    other than the count line's."""
     if not path.is_file():
         raise DataError(f"CelebA attribute file '{path}' does not exist (set data.attr_file, or put "
                         f"list_attr_celeba.txt in data.path)")
@@ -75,6 +76,11 @@ def read_attr_file(path: Path, selected: tuple[str, ...]) -> tuple[list[str], li
             raise DataError(f"'{path}' line {lineno}: attribute values must be 1 or -1: {line[:120]}")
         files.append(parts[0])
         rows.append([v == "1" for v in values])
+    declared = lines[0].strip()
+    if declared.isdigit() and int(declared) != len(files):
+        # A truncated or hand-edited file would silently change StarGAN's shuffled split.
+        raise DataError(f"'{path}' line 1 declares {int(declared)} images but the file has {len(files)} rows "
+                        f"(truncated or edited?); fix the count line or restore the file")
     return names, files, np.asarray(rows, dtype=np.float32).reshape(len(files), len(selected))
 
 

@@ -106,6 +106,13 @@ def build_index(root: str | Path, classes: bool = False, strict: bool = False, u
             raise DataError(f"data.classes=true needs every image inside a class sub-folder of '{root}', "
                             f"but '{loose}' lies at the top level")
         class_names = sorted(set(top))
+        # An empty class folder would silently shift every later label by one: refuse it by name.
+        empty = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+                       and d.name not in class_names)
+        if empty:
+            raise DataError(f"data.classes=true: class folder '{root / empty[0]}' has no readable images"
+                            f"{f' (and {len(empty) - 1} more)' if len(empty) > 1 else ''}; labels are the sorted "
+                            f"folder names, so add images to it or move it out of '{root}'")
         lookup = {c: i for i, c in enumerate(class_names)}
         labels = [lookup[t] for t in top]
     if skipped:

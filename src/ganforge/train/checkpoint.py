@@ -65,13 +65,38 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}.pt"
 
 
+def remove_stale_temp_files(folder: Path) -> int:
+    """Delete temporary files that killed writers left in ``folder`` (never this process's); returns how many."""
+    removed = 0
+    mine = f".tmp-{os.getpid()}"
+    for path in Path(folder).glob(".*.tmp-*") if Path(folder).is_dir() else []:
+        if not path.name.endswith(mine):
+            try:
+                path.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
 def save_checkpoint(folder: Path, step: int, state: dict[str, Any], keep_last: int) -> Path:
-    """Write ``state`` as ``step-XXXXXXXX.pt``, point ``latest`` at it, keep the newest ``keep_last``."""
+    """Write ``state`` as ``step-XXXXXXXX.pt``, point ``latest`` at it, keep the newest ``keep_last``.
+
+    Temporary files of writers killed earlier are removed first (one writer per run folder)."""
+    remove_stale_temp_files(folder)
     buf = io.BytesIO()
     torch.save({"format": FORMAT, "version": VERSION, "step": step, **state}, buf)
     path = Path(folder) / checkpoint_name(step)
-    atomic_write_bytes(path, buf.getvalue())
-    atomic_write_bytes(Path(folder) / "latest", path.name.encode("utf-8"))
+    previous = latest_checkpoint(folder)
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(Path(folder) / "latest", path.name.encode("utf-8"))
+    except OSError as err:
+        # Disk full, quota, permissions: nothing half-written is left, and the last checkpoint is intact.
+        kept = f"'{previous}' is intact and resumable" if previous is not None else "no earlier checkpoint exists"
+        raise CheckpointError(f"could not write checkpoint '{path}' ({buf.getbuffer().nbytes / 2**20:.1f} MiB): "
+                              f"{err.strerror or err}. {kept}; free space (or fix the folder) and run "
+                              f"`ganforge resume {Path(folder).parent}`.") from err
     for old in list_checkpoints(folder)[:-keep_last]:
         try:
             old.unlink()

@@ -127,6 +127,8 @@ class Trainer:
         self.scalers = {name: self.precision.make_scaler() for name in self.recipe.optimizers}
         self.base_lrs = {name: [g["lr"] for g in opt.param_groups] for name, opt in self.recipe.optimizers.items()}
         self.step = 0
+        self.lr_scale = 1.0  # lowered by each NaN rollback (train.on_nan=rollback), checkpointed
+        self.rollbacks = 0
         data_position = 0
         self.run_dir = run_dir
         if resume_from is not None:
@@ -168,6 +170,7 @@ class Trainer:
             "scalers": {k: v.state_dict() for k, v in self.scalers.items()},
             "rng": capture_rng_state({"noise": self.ctx.noise}),
             "data_position": self.stream.position,
+            "lr_scale": self.lr_scale,
             "world_size": self.dist.world_size,
         }
 
@@ -197,6 +200,7 @@ class Trainer:
         if "rng" in state:
             restore_rng_state(state["rng"], {"noise": self.ctx.noise})
         self.step = int(state["step"])
+        self.lr_scale = float(state.get("lr_scale", 1.0))
         return int(state.get("data_position", 0))
 
     def save(self) -> Path | None:
@@ -216,9 +220,32 @@ class Trainer:
 
     def _lr_factor(self, step: int) -> float:
         if self.recipe.lr_schedule is not None:
-            return self.recipe.lr_schedule(step)
+            return self.recipe.lr_schedule(step) * self.lr_scale
         tr = self.cfg.train
-        return linear_decay(step, tr.steps, tr.lr_decay_start) if tr.lr_schedule == "linear" else 1.0
+        return (linear_decay(step, tr.steps, tr.lr_decay_start) if tr.lr_schedule == "linear" else 1.0) * self.lr_scale
+
+    def _rollback(self, err: TrainingDiverged) -> bool:
+        """``train.on_nan=rollback``: reload the last checkpoint with lower learning rates; False when
+        rolling back is off, exhausted or impossible (the caller re-raises)."""
+        tr = self.cfg.train
+        ckpt = latest_checkpoint(self.run_dir / "checkpoints") if self.run_dir is not None else None
+        if tr.on_nan != "rollback" or ckpt is None or self.rollbacks >= tr.nan_max_rollbacks:
+            if tr.on_nan == "rollback":
+                reason = "no checkpoint to roll back to" if ckpt is None else f"{self.rollbacks} rollbacks already"
+                err.args = (f"{err.args[0]} (rollback not possible: {reason})",)
+            return False
+        failed_at = self.step
+        self.stream.close()
+        position = self._load(ckpt)
+        self.lr_scale *= tr.nan_lr_factor
+        self.rollbacks += 1
+        self.stream = build_loader(self.dataset, self.cfg.data, self.local_batch, self.dist.world_size,
+                                   self.dist.rank, self.cfg.runtime.seed, start=position, device=self.device)
+        message = (f"NaN/Inf loss at step {failed_at}: rolled back to {ckpt.name} (step {self.step}), learning "
+                   f"rates x{self.lr_scale:g} (rollback {self.rollbacks} of {tr.nan_max_rollbacks})")
+        log.warning(message)
+        tqdm.write(message, file=sys.stderr)
+        return True
 
     def train_step(self, sums: dict[str, torch.Tensor] | None = None, phase_repeats: int | None = None) -> list[tuple[str, torch.Tensor]]:
         """Run every phase due at ``self.step``; returns (phase, total loss) pairs, not yet synced."""
@@ -346,7 +373,13 @@ class Trainer:
             with _StopFlag() as stop:
                 while self.step < tr.steps:
                     totals = self.train_step(sums)
-                    must_stop = self._check_finite(totals, stop.reason is not None)
+                    try:
+                        must_stop = self._check_finite(totals, stop.reason is not None)
+                    except TrainingDiverged as err:
+                        if not self._rollback(err):
+                            raise
+                        sums, bar.n = {}, self.step
+                        continue
                     self.step += 1
                     steps_since += 1
                     bar.update(1)
