@@ -373,6 +373,20 @@ def test_standing_stats_average_the_batch_statistics(biggan_run):
     assert not gen.net.training and not bn.eval_batch_stats
 
 
+def test_training_samples_can_use_standing_stats_without_touching_the_ema(tmp_path):
+    trainer = Trainer(load_config("biggan/shapes", tiny(tmp_path, **{"train.ema.enabled": True,
+                                                                      "recipe.standing_stats": 2})))
+    trainer.run_dir = tmp_path / "run"
+    trainer.train_step()
+    before = {k: v.clone() for k, v in trainer.ema.state_dict().items()}
+    prepared = trainer._sampler()
+    assert prepared is not trainer.ema
+    bn = prepared.output_layer[0]
+    assert not torch.equal(bn.stored_mean, trainer.ema.output_layer[0].stored_mean)  # standing, not stored
+    assert trainer.write_samples().is_file()
+    assert all(torch.equal(v, trainer.ema.state_dict()[k]) for k, v in before.items())
+
+
 def test_sample_verb_modes(biggan_run, tmp_path, capsys):
     from PIL import Image
 

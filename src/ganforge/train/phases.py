@@ -52,6 +52,9 @@ class Recipe:
     # More sheets written beside the grid: generator -> {name: (images, images per row)}
     # (BigGAN's class sheets and interpolations, as its save_and_sample writes them).
     extra_samples: Callable[[nn.Module], dict[str, tuple[torch.Tensor, int]]] | None = None
+    # The network that sample grids and evaluations use, made from the generator (or its EMA) just
+    # before (BigGAN's standing statistics, computed on a copy). None: the generator itself.
+    prepare_sampler: Callable[[nn.Module], nn.Module] | None = None
 
 
 @dataclass

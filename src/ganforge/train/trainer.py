@@ -311,10 +311,15 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     # loop
 
+    def _sampler(self) -> torch.nn.Module:
+        """The EMA generator (else the raw one), prepared by the recipe for sampling if it asks to."""
+        net = self.ema if self.ema is not None else self.generator
+        return self.recipe.prepare_sampler(net) if self.recipe.prepare_sampler is not None else net
+
     def write_samples(self) -> Path | None:
         if not self.is_main or self.run_dir is None:
             return None
-        net = self.ema if self.ema is not None else self.generator
+        net = self._sampler()
         was_training = net.training
         net.eval()
         nrow = None
@@ -341,7 +346,7 @@ class Trainer:
             from ganforge.train.best import update_best
 
             ev = self.cfg.eval
-            result = self.evaluator.evaluate_generator(self.ema if self.ema is not None else self.generator)
+            result = self.evaluator.evaluate_generator(self._sampler())
             if self.logger is not None:
                 self.logger.scalars(self.step, {f"eval/{k}": v for k, v in result.metrics.items()})
             if self.run_dir is not None:

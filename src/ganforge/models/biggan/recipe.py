@@ -22,6 +22,7 @@ exactly as the official code does, so accumulating k batches of B equals one bat
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -31,7 +32,7 @@ import torch.nn as nn
 from ganforge.config import ConfigError, RunConfig, non_negative, positive
 from ganforge.losses import discriminator_loss_parts, generator_loss
 from ganforge.models.biggan.networks import BigganDiscriminator, BigganGenerator, BigganModelConfig
-from ganforge.models.biggan.sampling import class_sheet, interpolation_sheet
+from ganforge.models.biggan.sampling import accumulate_standing_stats, class_sheet, interpolation_sheet
 from ganforge.registry import FamilySpec, register_family
 from ganforge.runtime.precision import Precision
 from ganforge.train.phases import Phase, Recipe, RecipeContext
@@ -54,6 +55,9 @@ class BigganRecipeConfig:
     g_ortho: float = non_negative(0.0)  # 1e-4 in the paper; the ImageNet scripts pass 0.0
     d_ortho: float = non_negative(0.0)
     sample_sheets: bool = True  # with each sample grid: a class sheet and the interpolation sheets
+    # --accumulate_stats --num_standing_accumulations N: sample grids and evaluations use BN
+    # statistics averaged over N batches of samples (0: the stored running statistics)
+    standing_stats: int = non_negative(0)
 
 
 @torch.no_grad()
@@ -141,13 +145,20 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
             out[f"interp{kind.upper()}"] = interpolation_sheet(net, rows=16, midpoints=8, kind=kind, seed=0)
         return out
 
+    def with_standing_stats(net: nn.Module) -> nn.Module:
+        # On a copy: the official code overwrites the EMA's statistics, which its next update then mixes in.
+        prepared = copy.deepcopy(net)
+        accumulate_standing_stats(prepared, r.standing_stats, batch_size=g_total, seed=cfg.runtime.seed)
+        return prepared
+
     return Recipe(
         networks={"G": G, "D": D}, optimizers={"G": opt_g, "D": opt_d},
         phases=[Phase("D", "D", d_step, repeats=r.num_d_steps, accumulations=r.num_d_accumulations,
                       before_step=ortho(D, r.d_ortho, [])),
                 Phase("G", "G", g_step, needs_batch=False, accumulations=r.num_g_accumulations,
                       before_step=ortho(G, r.g_ortho, list(G.shared.parameters())))],
-        ema_averages_buffers=True, extra_samples=sheets if r.sample_sheets else None)
+        ema_averages_buffers=True, extra_samples=sheets if r.sample_sheets else None,
+        prepare_sampler=with_standing_stats if r.standing_stats else None)
 
 
 def check(cfg: RunConfig) -> None:
