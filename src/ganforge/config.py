@@ -10,8 +10,8 @@ Range limits live in field metadata (``ge``, ``gt``, ``le``) so the rule sits ne
 from __future__ import annotations
 
 import dataclasses
-import re
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field

@@ -17,8 +17,6 @@ from ganforge.layers.norm import global_batch_norm
 __all__ = ["StoredStatsNorm", "ConditionalBatchNorm2d", "BatchNorm2d"]
 
 
-
-
 class StoredStatsNorm(nn.Module):
     """Batch norm statistics kept in ``stored_mean``/``stored_var`` (the official buffer names).
 

@@ -87,12 +87,13 @@ def save_checkpoint(folder: Path, step: int, state: dict[str, Any], keep_last: i
     buf = io.BytesIO()
     torch.save({"format": FORMAT, "version": VERSION, "step": step, **state}, buf)
     path = Path(folder) / checkpoint_name(step)
-    previous = latest_checkpoint(folder)
     try:
         atomic_write_bytes(path, buf.getvalue())
         atomic_write_bytes(Path(folder) / "latest", path.name.encode("utf-8"))
     except OSError as err:
-        # Disk full, quota, permissions: nothing half-written is left, and the last checkpoint is intact.
+        # Disk full, quota, permissions: nothing half-written is left, and the pointer still names the
+        # last complete checkpoint.
+        previous = latest_checkpoint(folder)
         kept = f"'{previous}' is intact and resumable" if previous is not None else "no earlier checkpoint exists"
         raise CheckpointError(f"could not write checkpoint '{path}' ({buf.getbuffer().nbytes / 2**20:.1f} MiB): "
                               f"{err.strerror or err}. {kept}; free space (or fix the folder) and run "

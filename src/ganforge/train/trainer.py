@@ -139,8 +139,7 @@ class Trainer:
             torch.manual_seed(rt.seed + 1_000_003 * self.dist.rank + self.step)
         for net in self.recipe.networks.values():
             broadcast_module(net, self.dist.world_size)
-        self.stream = build_loader(self.dataset, cfg.data, self.local_batch, self.dist.world_size, self.dist.rank,
-                                   rt.seed, start=data_position, device=self.device)
+        self.stream = self._open_stream(data_position)
         # Fixed inputs for the periodic sample grid: the same images every time, on every device.
         self.sample_inputs = None if self.recipe.sample is not None else \
             self.generator.make_inputs(tr.sample_count, torch.Generator().manual_seed(rt.seed + 1))
@@ -218,6 +217,11 @@ class Trainer:
         for name, net in self.recipe.networks.items():
             net.requires_grad_(name == network)
 
+    def _open_stream(self, position: int) -> Any:
+        """This rank's batch stream, starting at global sample ``position`` (0, or a checkpoint's)."""
+        return build_loader(self.dataset, self.cfg.data, self.local_batch, self.dist.world_size, self.dist.rank,
+                            self.cfg.runtime.seed, start=position, device=self.device)
+
     def _lr_factor(self, step: int) -> float:
         if self.recipe.lr_schedule is not None:
             return self.recipe.lr_schedule(step) * self.lr_scale
@@ -239,8 +243,7 @@ class Trainer:
         position = self._load(ckpt)
         self.lr_scale *= tr.nan_lr_factor
         self.rollbacks += 1
-        self.stream = build_loader(self.dataset, self.cfg.data, self.local_batch, self.dist.world_size,
-                                   self.dist.rank, self.cfg.runtime.seed, start=position, device=self.device)
+        self.stream = self._open_stream(position)
         message = (f"NaN/Inf loss at step {failed_at}: rolled back to {ckpt.name} (step {self.step}), learning "
                    f"rates x{self.lr_scale:g} (rollback {self.rollbacks} of {tr.nan_max_rollbacks})")
         log.warning(message)

@@ -58,13 +58,13 @@ def accumulate_standing_stats(net: nn.Module, accumulations: int = 16, batch_siz
     norms = [m for m in G.modules() if isinstance(m, StoredStatsNorm)]
     for m in norms:
         m.reset_standing()
-    gen = torch.Generator().manual_seed(seed)
+    gen, device = torch.Generator().manual_seed(seed), _device(G)
     G.train()
     try:
         for _ in range(accumulations):
             z = truncated_normal((batch_size, G.dim_z), truncation, gen)
             y = torch.randint(G.cfg.num_classes, (batch_size,), generator=gen)
-            G(z.to(_device(G)), y.to(_device(G)))
+            G(z.to(device), y.to(device))
     finally:
         for m in norms:
             m.standing = None
