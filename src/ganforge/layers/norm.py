@@ -84,3 +84,35 @@ def make_norm2d(kind: str, channels: int) -> nn.Module:
 
 
 __all__ = ["CrossRankBatchNorm2d", "global_batch_norm", "LayerNorm2d", "make_norm2d", "NORM_CHOICES", "F"]
+
+
+class _EvalBatchStats:
+    """Mixin for ``nn.BatchNorm*d``: with ``eval_batch_stats`` set, eval mode normalizes by the batch's
+    own statistics and leaves the running averages untouched."""
+
+    eval_batch_stats: bool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training and self.eval_batch_stats:  # type: ignore[attr-defined]
+            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)  # type: ignore[attr-defined]
+        return super().forward(x)  # type: ignore[misc]
+
+
+class EvalBatchNorm1d(_EvalBatchStats, nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` (same state dict) that can keep using batch statistics in eval mode.
+
+    Research code that never calls ``eval()`` (StoryGAN's test loop) samples with batch statistics;
+    ``eval_batch_stats=True`` reproduces that without updating the running averages while sampling.
+    """
+
+    def __init__(self, num_features: int, eval_batch_stats: bool = False):
+        super().__init__(num_features)
+        self.eval_batch_stats = eval_batch_stats
+
+
+class EvalBatchNorm2d(_EvalBatchStats, nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` counterpart of :class:`EvalBatchNorm1d`."""
+
+    def __init__(self, num_features: int, eval_batch_stats: bool = False):
+        super().__init__(num_features)
+        self.eval_batch_stats = eval_batch_stats

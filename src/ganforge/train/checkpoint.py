@@ -145,3 +145,19 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if state.get("version", 0) > VERSION:
         raise CheckpointError(f"'{path}' was written by a newer ganforge (format {state['version']} > {VERSION})")
     return state
+
+
+def read_official_state_dict(path: Path, what: str, key: str) -> dict[str, torch.Tensor]:
+    """An official release's plain state dict (``weights_only``), ``module.`` prefixes of
+    DataParallel saves removed; ``key`` must be in it. Errors name the file and ``what`` it should be."""
+    if not path.is_file():
+        raise CheckpointError(f"official {what} checkpoint '{path}' does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"'{path}' is not a readable PyTorch state dict: {type(err).__name__}: {err}") from None
+    if isinstance(state, dict) and any(str(k).startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    if not isinstance(state, dict) or key not in state:
+        raise CheckpointError(f"'{path}' is not an official {what} state dict (no '{key}' key)")
+    return state

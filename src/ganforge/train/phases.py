@@ -55,6 +55,9 @@ class Recipe:
     # The network that sample grids and evaluations use, made from the generator (or its EMA) just
     # before (BigGAN's standing statistics, computed on a copy). None: the generator itself.
     prepare_sampler: Callable[[nn.Module], nn.Module] | None = None
+    # What the batch stream reads, when not the dataset itself (StoryGAN pairs each story with image
+    # samples); sample grids and evaluations still use the dataset.
+    train_data: Any = None
 
 
 @dataclass

@@ -179,6 +179,10 @@ class Trainer:
             raise CheckpointError(f"'{path}' is a '{state.get('family')}' checkpoint; this run is '{self.cfg.family}'")
         try:
             for name, net in self.recipe.networks.items():
+                if name not in state["networks"] and "optimizers" not in state:
+                    # an import without this network's file (e.g. no discriminator): it starts fresh
+                    log.warning("'%s' holds no '%s' weights (an import); it starts from its initialization", path, name)
+                    continue
                 net.load_state_dict(state["networks"][name])
             if self.ema is not None:
                 if state.get("ema") is None:
@@ -219,7 +223,8 @@ class Trainer:
 
     def _open_stream(self, position: int) -> Any:
         """This rank's batch stream, starting at global sample ``position`` (0, or a checkpoint's)."""
-        return build_loader(self.dataset, self.cfg.data, self.local_batch, self.dist.world_size, self.dist.rank,
+        data = self.recipe.train_data if self.recipe.train_data is not None else self.dataset
+        return build_loader(data, self.cfg.data, self.local_batch, self.dist.world_size, self.dist.rank,
                             self.cfg.runtime.seed, start=position, device=self.device)
 
     def _lr_factor(self, step: int) -> float:

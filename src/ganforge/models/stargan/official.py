@@ -22,19 +22,7 @@ from ganforge.data.celeba import HAIR_COLORS, OFFICIAL_ATTRS
 # RaFD's expression folders in sorted order: the class indices of torchvision's ImageFolder.
 RAFD_EXPRESSIONS = ("angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised")
 from ganforge.models.stargan.networks import StarganDiscriminator, StarganGenerator, StarganModelConfig
-from ganforge.train.checkpoint import CheckpointError, save_checkpoint
-
-
-def _read(path: Path, what: str) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"official StarGAN {what} checkpoint '{path}' does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"'{path}' is not a readable PyTorch state dict: {type(err).__name__}: {err}") from None
-    if not isinstance(state, dict) or "main.0.weight" not in state:
-        raise CheckpointError(f"'{path}' is not an official StarGAN {what} state dict (no 'main.0.weight' key)")
-    return state
+from ganforge.train.checkpoint import CheckpointError, read_official_state_dict, save_checkpoint
 
 
 def official_model_config(g_state: dict[str, torch.Tensor], d_state: dict[str, torch.Tensor] | None,
@@ -72,8 +60,8 @@ def import_official(g_path: str | Path, out_dir: str | Path, d_path: str | Path 
     if d_path is None and match:
         sibling = g_path.with_name(f"{match.group(1)}-D.ckpt")
         d_path = sibling if sibling.is_file() else None
-    g_state = _read(g_path, "generator")
-    d_state = _read(Path(d_path), "discriminator") if d_path is not None else None
+    g_state = read_official_state_dict(g_path, "StarGAN generator", "main.0.weight")
+    d_state = read_official_state_dict(Path(d_path), "StarGAN discriminator", "main.0.weight") if d_path is not None else None
     model = official_model_config(g_state, d_state, image_size)
     joint = model.label_kind == "joint"
     if joint:
