@@ -50,15 +50,16 @@ class DataConfig:
 
     ``name`` picks a registered dataset: ``shapes`` (built-in, procedural), ``image_folder``,
     ``cifar``, ``hdf5``, ``celeba`` (attribute file), ``rafd`` (one sub-folder per class),
-    ``celeba_rafd`` (both, for StarGAN's joint training). Keys that a dataset does not use are
-    ignored by it.
+    ``celeba_rafd`` (both, for StarGAN's joint training), ``clevr_sv`` (StoryGAN's stories). Keys
+    that a dataset does not use are ignored by it. ``root`` is accepted as another name for ``path``.
     """
 
     name: str = "shapes"
     path: str | None = None  # folder or file; required by every dataset but `shapes`
     image_size: int = positive(64)
     channels: Literal[1, 3] = 3
-    view: Literal["unconditional", "class", "attributes"] = "unconditional"  # shapes: which labels come along
+    # shapes: which labels come along (story: StoryGAN's objects added one per frame)
+    view: Literal["unconditional", "class", "attributes", "story"] = "unconditional"
     length: int = positive(20000)  # shapes: number of distinct images
     max_objects: int = bounded(2, ge=1, le=4)  # shapes: objects per image (unconditional view)
     classes: bool = False  # image_folder: first-level sub-folders are class labels; cifar: keep the labels
@@ -77,6 +78,10 @@ class DataConfig:
     # celeba_rafd (StarGAN's joint training): the RaFD folder beside data.path's CelebA, and its crop
     rafd_path: str | None = None
     rafd_crop_size: int = positive(256)
+    # clevr_sv: the story ids kept, [first, last] inclusive (the official loader's train 100..172 and
+    # test 172..196); empty: every story. shapes story view: frames per story.
+    story_range: list[int] = field(default_factory=list)
+    video_len: int = bounded(4, ge=1, le=4)
     num_workers: int | Literal["auto"] = "auto"
 
 
@@ -353,7 +358,10 @@ def read_preset(spec: str | Path) -> dict[str, Any]:
     """Read a preset by file path or by shipped name (``family/dataset``)."""
     path = Path(spec)
     if not path.is_file():
-        shipped = PRESET_DIR / f"{spec}.yaml"
+        # `configs/<family>/<name>.yaml`, the preset's path in the source tree, names the shipped one.
+        parts = Path(spec).parts
+        name = f"{parts[-2]}/{Path(parts[-1]).stem}" if len(parts) >= 3 and parts[-3] == "configs" else spec
+        shipped = PRESET_DIR / f"{name}.yaml"
         if shipped.is_file():
             path = shipped
         else:
@@ -376,6 +384,14 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
     from ganforge.registry import get_family  # late: families register on import
 
     raw = dict(raw)
+    data = raw.get("data")
+    if isinstance(data, dict) and "root" in data:  # `data.root` (StoryGAN-style docs) is `data.path`
+        data = raw["data"] = dict(data)
+        root = data.pop("root")
+        if data.get("path") not in (None, root):
+            raise ConfigError(f"data.root={root!r} and data.path={data['path']!r} differ; they name the same "
+                              f"folder, set one")
+        data["path"] = root
     if "family" not in raw:
         raise ConfigError("config: missing required key 'family' (e.g. family: wgan_gp)")
     spec = get_family(raw["family"])

@@ -24,6 +24,7 @@ from ganforge.data.images import DataError, array_to_pil, tensor_to_array
 from ganforge.data.joint import JointDataset
 from ganforge.data.sampler import InfiniteShardedSampler, SeededDataset
 from ganforge.data.shapes import ShapesDataset
+from ganforge.data.story import ClevrStoryDataset, PororoStoryDataset, ShapesStoryDataset, write_clevr_sv
 from ganforge.registry import get_dataset_builder, register_dataset
 
 __all__ = ["DataError", "build_dataset", "build_loader", "BatchStream", "auto_num_workers", "write_dataset",
@@ -37,9 +38,11 @@ def _need_path(cfg: DataConfig) -> str:
 
 
 @register_dataset("shapes")
-def _shapes(cfg: DataConfig, seed: int) -> ShapesDataset:
+def _shapes(cfg: DataConfig, seed: int) -> ShapesDataset | ShapesStoryDataset:
     # The dataset's content is fixed (seed 0) so every run and the oracle see the same images;
     # the run's seed only changes the order and the augmentation.
+    if cfg.view == "story":
+        return ShapesStoryDataset(length=cfg.length, image_size=cfg.image_size, video_len=cfg.video_len, seed=0)
     return ShapesDataset(length=cfg.length, image_size=cfg.image_size, channels=cfg.channels, view=cfg.view,
                          max_objects=cfg.max_objects, seed=0, flip=cfg.flip,
                          attributes=tuple(cfg.selected_attrs) or None)
@@ -74,6 +77,20 @@ def _celeba_rafd(cfg: DataConfig, seed: int) -> JointDataset:
     rafd = ImageFolderDataset(cfg.rafd_path, image_size=cfg.image_size, channels=cfg.channels, classes=True,
                               flip=cfg.flip, in_memory=cfg.in_memory, strict=cfg.strict, crop_size=cfg.rafd_crop_size)
     return JointDataset(_celeba(cfg, seed), rafd)
+
+
+@register_dataset("clevr_sv")
+def _clevr_sv(cfg: DataConfig, seed: int) -> ClevrStoryDataset:
+    if cfg.story_range and len(cfg.story_range) != 2:
+        raise DataError(f"data.story_range={cfg.story_range}: give [first, last] story ids (inclusive), or [] for all")
+    return ClevrStoryDataset(_need_path(cfg), image_size=cfg.image_size,
+                             story_range=tuple(cfg.story_range) if cfg.story_range else None,
+                             in_memory=True, dict_file=cfg.attr_file)
+
+
+@register_dataset("pororo_sv")
+def _pororo_sv(cfg: DataConfig, seed: int) -> PororoStoryDataset:
+    return PororoStoryDataset(_need_path(cfg), image_size=cfg.image_size, split=cfg.split, in_memory=cfg.in_memory)
 
 
 @register_dataset("cifar")
@@ -161,7 +178,8 @@ def build_loader(dataset: Any, cfg: DataConfig, local_batch: int, world_size: in
 
 def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True) -> Path:
     """Write ``dataset`` to disk as ``image_folder`` (PNG, class sub-folders when labelled), ``cifar``
-    (32x32 python batches), ``hdf5`` or ``celeba`` (attribute file; the shapes attributes view).
+    (32x32 python batches), ``hdf5``, ``celeba`` (attribute file; the shapes attributes view) or
+    ``clevr_sv`` (the shapes story view).
     Lets the real loaders be exercised by the built-in data."""
     from tqdm import tqdm
 
@@ -171,6 +189,10 @@ def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True) -> P
         item = dataset.get(i)
         return tensor_to_array(item["image"]), int(item.get("label", torch.tensor(0)))
 
+    if fmt == "clevr_sv":
+        return write_clevr_sv(dataset, out, progress)
+    if hasattr(dataset, "video_len"):
+        raise DataError(f"stories are written in the clevr_sv format, not '{fmt}'")
     if fmt == "hdf5":
         return pack_hdf5(dataset, out, progress)
     if fmt == "celeba":
@@ -191,4 +213,4 @@ def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True) -> P
             images = np.repeat(images, 3, axis=3)
         write_cifar(out, images, np.asarray([p[1] for p in pairs]))
         return out
-    raise DataError(f"format '{fmt}' is not one of image_folder, cifar, hdf5, celeba")
+    raise DataError(f"format '{fmt}' is not one of image_folder, cifar, hdf5, celeba, clevr_sv")

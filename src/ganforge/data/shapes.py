@@ -132,6 +132,15 @@ def render(scene: Scene, image_size: int) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
+def story_scene(rng: np.random.Generator, num_objects: int) -> Scene:
+    """A scene with exactly ``num_objects`` objects for the story view (redrawn from ``rng`` until
+    every object found a place; four objects almost always fit at the first draw)."""
+    while True:
+        scene = sample_scene(rng, num_objects)
+        if len(scene.objects) == num_objects:
+            return scene
+
+
 VIEWS = ("unconditional", "class", "attributes")
 
 
