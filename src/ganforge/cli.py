@@ -8,7 +8,7 @@ import logging
 import sys
 import textwrap
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 EXAMPLES = {
     "train": """
@@ -39,16 +39,23 @@ EXAMPLES = {
         ganforge evaluate runs/x/checkpoints/step-00020000.pt --metrics fid --inception /w/pt_inception-2015-12-05-6726825d.pth
         ganforge evaluate runs/faces --metrics fid,kid data.path=/data/faces_test   # another real set
         ganforge evaluate runs/stargan-shapes --metrics translation,oracle --n 500   # target accuracy, preservation
-        ganforge evaluate runs/stargan-celeba --metrics fid data.split=test          # translations of the test split""",
+        ganforge evaluate runs/stargan-celeba --metrics fid data.split=test          # translations of the test split
+        ganforge evaluate runs/storygan --metrics story --n 24 data.story_range=[172,196]   # SSIM on the test stories
+        ganforge evaluate runs/pororo --metrics story --n 500 data.split=test --classifier classifier.pt""",
     "translate": """
         ganforge translate runs/stargan --input photos/            # one column per attribute, as the official test
         ganforge translate runs/stargan --input face.jpg --attrs Blond_Hair --attrs Male=0,Young=1
         ganforge translate runs/rafd --input faces/ --attrs happy --attrs angry --no-singles""",
+    "story": """
+        ganforge story runs/storygan --from-data 8 data.story_range=[172,196]   # test stories, ground truth beside
+        ganforge story runs/storygan --descriptions stories.npy --seed 3        # (N, 4, 75) attribute vectors
+        ganforge story runs/pororo --descriptions story.txt --text-encoder ~/models/all-MiniLM-L6-v2""",
     "import": """
         ganforge import stargan stargan_celeba_128/models/200000-G.ckpt --out runs/stargan-official
         ganforge import stargan 200000-G.ckpt --out runs/mine --labels Black_Hair,Blond_Hair,Male
         ganforge import biggan weights/BigGAN_I128_hdf5_seed0_..._ema --out runs/biggan-138k   # config from state_dict.pth
-        ganforge import biggan G_ema.pth --out runs/biggan --preset biggan/imagenet128_ch64""",
+        ganforge import biggan G_ema.pth --out runs/biggan --preset biggan/imagenet128_ch64
+        ganforge import storygan output/clevr_StoryGAN/Model/netG_epoch_120.pth --out runs/storygan-official""",
     "weights": """
         ganforge weights list                                # registered files and where each was found
         ganforge weights import ~/Downloads/pt_inception-2015-12-05-6726825d.pth
@@ -64,6 +71,7 @@ EXAMPLES = {
         ganforge data write shapes --format image_folder --out shapes_png --count 2000 --image-size 64
         ganforge data write shapes --format cifar --out shapes_cifar --count 1000 --image-size 32 --view class
         ganforge data write shapes --format celeba --view attributes --out shapes_celeba --count 4000 --image-size 128
+        ganforge data write shapes --format clevr_sv --view story --out shapes_stories --count 500
         ganforge data pack wgan_gp/image_folder data.path=/data/faces --out faces64.h5""",
 }
 
@@ -120,9 +128,11 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("source", help="run folder or checkpoint .pt")
     v.add_argument("overrides", nargs="*", help="key=value applied to the run's config, e.g. data.path=/data/test")
     v.add_argument("--metrics", default="oracle",
-                   help="comma-separated: fid,is,kid,pr,dc,oracle,class,translation (default: oracle; class: "
+                   help="comma-separated: fid,is,kid,pr,dc,oracle,class,translation,story (default: oracle; class: "
                         "class-conditional models on the shapes class view; translation: StarGAN on the "
-                        "shapes attributes view)")
+                        "shapes attributes view; story: StoryGAN, --n stories)")
+    v.add_argument("--classifier", help="story metrics on Pororo-SV: a character classifier (TorchScript, or an "
+                                        "Inception-v3 state dict with 9 outputs) for char_acc/char_f1")
     v.add_argument("--n", type=int, default=1000, help="generated images (and real images per real set)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--weights", choices=["ema", "raw"], default="ema")
@@ -133,6 +143,22 @@ def _parser() -> argparse.ArgumentParser:
                    help="use an Inception file whose hash is not the standard one (numbers will not compare)")
     v.add_argument("--out", help="JSON result path (default: RUN/eval/CHECKPOINT-WEIGHTS.json)")
     v.add_argument("--json", action="store_true", help="print the JSON result instead of a table")
+
+    sv = verb("story", "Draw stories with a story model (StoryGAN): one strip row per story.")
+    sv.add_argument("source", help="run folder, checkpoint or exported folder")
+    src = sv.add_mutually_exclusive_group(required=True)
+    src.add_argument("--descriptions", help=".npy (vectors, or a CLEVR_dict.npy), .json (vectors or sentences) or "
+                                            ".txt (sentences; stories separated by blank lines)")
+    src.add_argument("--from-data", type=int, metavar="N",
+                     help="the first N stories of the run's data (key=value overrides change it, e.g. the test "
+                          "split data.story_range=[172,196]), with the ground truth beside")
+    sv.add_argument("--text-encoder", help="local sentence-transformers model folder, for sentences")
+    sv.add_argument("--out", help="PNG path (default: RUN/samples/story-<name>-seed<S>.png)")
+    sv.add_argument("--seed", type=int, default=0)
+    sv.add_argument("--weights", choices=["ema", "raw"], default="ema")
+    sv.add_argument("--device", default="cpu")
+    sv.add_argument("--frames", action="store_true", help="also write every frame as its own PNG")
+    sv.add_argument("overrides", nargs="*", help="key=value for the run's data config (with --from-data)")
 
     tl = verb("translate", "Translate images with an image-to-image model (StarGAN): grids and single images.")
     tl.add_argument("source", help="run folder, checkpoint .pt, or export folder")
@@ -147,13 +173,15 @@ def _parser() -> argparse.ArgumentParser:
     tl.add_argument("--device", default="cpu")
 
     im = verb("import", "Import an official checkpoint into a ganforge run folder.")
-    im.add_argument("family", choices=["stargan", "biggan"])
+    im.add_argument("family", choices=["stargan", "biggan", "storygan"])
     im.add_argument("checkpoint", help="stargan: 200000-G.ckpt (D is found beside it); biggan: the weights "
-                                       "folder or G_ema.pth/G.pth (D, optimizers, state_dict.pth found beside it)")
+                                       "folder or G_ema.pth/G.pth (D, optimizers, state_dict.pth found beside it); "
+                                       "storygan: netG_epoch_N.pth (netD_im/netD_st_epoch_N or _last found beside it)")
     im.add_argument("--discriminator", help="the D checkpoint (default: {iter}-D.ckpt beside the generator)")
     im.add_argument("--out", required=True, help="run folder to create")
     im.add_argument("--labels", help="comma-separated attribute names (default: the official five when c_dim is 5)")
-    im.add_argument("--preset", help="preset for the rest of the config (default: stargan/celeba, biggan/imagenet128)")
+    im.add_argument("--preset", help="preset for the rest of the config (default: stargan/celeba, biggan/imagenet128, "
+                                     "storygan/clevr_sv)")
     im.add_argument("--image-size", type=int, default=128, help="used only without a discriminator checkpoint")
     im.add_argument("overrides", nargs="*", help="key=value for the run's config, e.g. data.path=/data/celeba")
 
@@ -178,14 +206,15 @@ def _parser() -> argparse.ArgumentParser:
     di.add_argument("preset")
     di.add_argument("overrides", nargs="*")
     di.add_argument("--preview", help="PNG path for a grid of the first 64 images")
-    dw = dsub.add_parser("write", help="write the built-in shapes as image_folder, cifar, hdf5 or celeba")
+    dw = dsub.add_parser("write", help="write the built-in shapes as image_folder, cifar, hdf5, celeba or clevr_sv")
     dw.add_argument("dataset", choices=["shapes"])
-    dw.add_argument("--format", choices=["image_folder", "cifar", "hdf5", "celeba"], required=True)
+    dw.add_argument("--format", choices=["image_folder", "cifar", "hdf5", "celeba", "clevr_sv"], required=True)
     dw.add_argument("--out", required=True)
     dw.add_argument("--count", type=int, default=1000)
     dw.add_argument("--image-size", type=int, default=64)
-    dw.add_argument("--view", choices=["unconditional", "class", "attributes"], default="unconditional",
-                    help="attributes: CelebA-style binary labels (write with --format celeba)")
+    dw.add_argument("--view", choices=["unconditional", "class", "attributes", "story"], default="unconditional",
+                    help="attributes: CelebA-style binary labels (write with --format celeba); story: 4-frame "
+                         "stories, --count of them (write with --format clevr_sv)")
     dp = dsub.add_parser("pack", help="decode a configured dataset into one HDF5 file")
     dp.add_argument("preset")
     dp.add_argument("overrides", nargs="*")
@@ -259,6 +288,9 @@ def _sample(args: argparse.Namespace) -> int:
     if getattr(gen.net, "needs_input_image", False):
         raise ValueError(f"'{args.source}' is a {gen.family} model: it translates images rather than sampling "
                          f"from noise. Use `ganforge translate {args.source} --input IMAGES`.")
+    if getattr(gen.net, "needs_descriptions", False):
+        raise ValueError(f"'{args.source}' is a {gen.family} model: it draws stories from descriptions. Use "
+                         f"`ganforge story {args.source} --descriptions FILE` (or --from-data N).")
     src = Path(args.source)
     base = src if src.is_dir() else src.parent
     biggan = gen.family == "biggan"
@@ -387,9 +419,11 @@ def _data(args: argparse.Namespace) -> int:
     from ganforge.data import build_dataset, write_dataset
     from ganforge.data.hdf5 import pack_hdf5
     from ganforge.data.shapes import ShapesDataset
+    from ganforge.data.story import ShapesStoryDataset
 
     if args.action == "write":
-        ds = ShapesDataset(length=args.count, image_size=args.image_size, view=args.view)
+        ds = ShapesStoryDataset(args.count, args.image_size) if args.view == "story" else \
+            ShapesDataset(length=args.count, image_size=args.image_size, view=args.view)
         out = Path(args.out)
         if args.format == "hdf5" and out.suffix not in (".h5", ".hdf5"):
             out = out / "shapes.h5"
@@ -401,6 +435,8 @@ def _data(args: argparse.Namespace) -> int:
     if args.action == "pack":
         print(f"packed {len(ds)} images: {pack_hdf5(ds, Path(args.out))}")
         return 0
+    if hasattr(ds, "video_len"):
+        return _inspect_stories(ds, cfg.data.name, args.preview)
     print(f"dataset {cfg.data.name}: {len(ds)} images at {cfg.data.image_size}px, {ds.num_classes} classes")
     skipped = getattr(ds, "skipped", {})
     if skipped:
@@ -417,16 +453,38 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect_stories(ds: Any, name: str, preview: str | None) -> int:
+    print(f"dataset {name}: {len(ds)} stories of {ds.video_len} frames at {ds.image_size}px, descriptions of "
+          f"{ds.text_dim} values, {ds.label_num} labels")
+    for reason, items in getattr(ds, "skipped", {}).items():
+        if items:
+            print(f"skipped ({reason.replace('_', ' ')}): {', '.join(map(str, items[:20]))}")
+    if preview:
+        import torch
+
+        from ganforge.sample import save_grid
+
+        stories = torch.stack([ds.get(i)["images"] for i in range(min(8, len(ds)))])
+        print(f"preview: {save_grid(stories.flatten(0, 1), Path(preview), ds.video_len)}")
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from ganforge.metrics.evaluate import Evaluator, write_result
     from ganforge.metrics.source import open_source
     from ganforge.registry import get_family
 
     source = open_source(args.source, args.weights, args.overrides, args.device)
+    family_eval = get_family(source.generator.family).evaluation_for(source.dataset)
+    if args.classifier:
+        if not hasattr(family_eval, "classifier"):
+            raise ValueError("--classifier is for story models (storygan) on Pororo-SV")
+        from ganforge.models.storygan.characters import load_character_classifier
+
+        family_eval.classifier = load_character_classifier(args.classifier, source.dataset.label_num)
     evaluator = Evaluator(source.dataset, args.metrics, args.n, seed=args.seed, batch_size=args.batch_size,
                           device=args.device, inception_path=args.inception,
-                          allow_nonstandard=args.allow_nonstandard_weights, progress=True,
-                          family_eval=get_family(source.generator.family).evaluation_for(source.dataset))
+                          allow_nonstandard=args.allow_nonstandard_weights, progress=True, family_eval=family_eval)
     print(f"evaluating {source.checkpoint} ({args.weights} weights, step {source.step}) on {args.n} images "
           f"against {type(source.dataset).__name__} ...", file=sys.stderr)
     result = evaluator.evaluate_generator(source.generator.net)
@@ -486,7 +544,61 @@ def _translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _story(args: argparse.Namespace) -> int:
+    import torch
+
+    from ganforge.load import load
+    from ganforge.models.storygan.story import draw_stories, read_descriptions
+    from ganforge.sample import save_grid, save_images
+    from ganforge.sample.story import story_strips
+
+    gen = load(args.source, weights=args.weights, device=args.device)
+    if not getattr(gen.net, "needs_descriptions", False):
+        raise ValueError(f"'{args.source}' is a {gen.family} model; `ganforge story` draws with StoryGAN runs")
+    m = gen.model_config
+    src = Path(args.source)
+    base = src if src.is_dir() else src.parent
+    truth = None
+    if args.from_data is not None:
+        from ganforge.config import apply_overrides, load_yaml, resolve
+        from ganforge.data import build_dataset
+
+        cfg_path = base / "config.yaml" if (base / "config.yaml").is_file() else base.parent / "config.yaml"
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"--from-data reads the run's config.yaml; none beside '{args.source}'")
+        cfg = resolve(apply_overrides(load_yaml(cfg_path.read_text(encoding="utf-8")), args.overrides))
+        data = build_dataset(cfg.data, cfg.runtime.seed)
+        items = [data.get(i) for i in range(min(args.from_data, len(data)))]
+        descriptions = torch.stack([it["descriptions"] for it in items])
+        truth = torch.stack([it["images"] for it in items])
+        name = f"{cfg.data.name}{len(items)}"
+    else:
+        if args.overrides:
+            raise ValueError(f"key=value overrides ({', '.join(args.overrides)}) only apply with --from-data")
+        descriptions = torch.from_numpy(read_descriptions(args.descriptions, m.video_len, m.text_dim, args.text_encoder))
+        name = Path(args.descriptions).stem
+    stories = draw_stories(gen, descriptions, args.seed, args.device)
+    images, per_row = story_strips(stories, truth)
+    out = Path(args.out or base / "samples" / f"story-{name}-seed{args.seed}.png")
+    save_grid(images, out, nrow=per_row)
+    if args.frames:
+        save_images(stories.flatten(0, 1), out.with_suffix(""), prefix="frame")
+    beside = " (generated | ground truth)" if truth is not None else ""
+    print(f"drew {len(stories)} stories of {m.video_len} frames: {out}{beside}")
+    return 0
+
+
 def _import(args: argparse.Namespace) -> int:
+    if args.family == "storygan":
+        from ganforge.models.storygan.official import import_official as import_storygan
+
+        if args.labels:
+            raise ValueError("--labels is a StarGAN option")
+        d_im = args.discriminator  # the image D; the story D is always found beside the generator
+        path = import_storygan(args.checkpoint, args.out, d_im, None, args.preset or "storygan/clevr_sv",
+                               args.overrides)
+        print(f"imported into {path}; try `ganforge story {args.out} --descriptions FILE`")
+        return 0
     if args.family == "biggan":
         from ganforge.models.biggan.official import import_official as import_biggan
 
@@ -508,6 +620,7 @@ def _import(args: argparse.Namespace) -> int:
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": _train, "resume": _resume, "sample": _sample, "export": _export, "evaluate": _evaluate,
     "weights": _weights, "oracle": _oracle, "info": _info, "data": _data, "translate": _translate, "import": _import,
+    "story": _story,
 }
 
 

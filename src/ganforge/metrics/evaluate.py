@@ -23,7 +23,7 @@ import torch.nn as nn
 from ganforge.metrics import distances
 from ganforge.metrics.oracle import rgb_uint8
 
-METRIC_GROUPS = ("fid", "is", "kid", "pr", "dc", "oracle", "class", "translation")
+METRIC_GROUPS = ("fid", "is", "kid", "pr", "dc", "oracle", "class", "translation", "story")
 # Values a group produces, and whether higher is better (for keep-best).
 PRODUCES = {
     "fid": {"fid": False},
@@ -38,6 +38,10 @@ PRODUCES = {
     "class": {"class_acc": True},
     # image-to-image families on the shapes attributes view (per-attribute target_acc/<name> come too)
     "translation": {"target_acc": True, "preserve_attrs": True, "preserve_shape": True, "preserve_position": True},
+    # story families: SSIM against the ground truth; on the shapes story view the oracle's per-frame
+    # object and count accuracy and whether earlier objects stay in place (object_acc/frame<t> too)
+    "story": {"ssim": True, "object_acc": True, "count_acc": True, "in_place": True, "char_acc": True,
+              "char_f1": True},
 }
 INCEPTION_GROUPS = {"fid", "is", "kid", "pr", "dc"}
 
@@ -200,10 +204,13 @@ class Evaluator:
         self.groups = parse_metrics(metrics)
         self.n, self.seed, self.batch_size = n, seed, batch_size
         self.device = torch.device(device)
-        if n < 10:
+        stories = hasattr(dataset, "video_len")
+        if stories or "story" in self.groups:
+            _check_story_request(self.groups, dataset, family_eval, n)
+        elif n < 10:
             raise EvalError(f"n={n} is too few images to compare distributions; use at least 10 (1,000+ for numbers "
                             f"worth reporting; FID papers use 10,000 or 50,000)")
-        if len(dataset) < 2 * n:
+        if not stories and len(dataset) < 2 * n:
             raise EvalError(f"the real data has {len(dataset)} images; n={n} needs {2 * n} (n to compare against, n "
                             f"more for the real-vs-real reference). Lower n to at most {len(dataset) // 2}.")
         self.info: dict[str, Any] = {"metrics_requested": self.groups, "seed": seed}
@@ -222,7 +229,16 @@ class Evaluator:
             if "class" in self.groups and (family_eval is not None or not getattr(dataset, "num_classes", 0)):
                 raise EvalError("class accuracy needs a class-conditional generator and labelled shapes data "
                                 "(data.view=class); use oracle or fid,is,kid,pr,dc instead.")
-            if {"oracle", "translation", "class"} & set(self.groups):
+            if stories:
+                from ganforge.data.story import ShapesStoryDataset
+
+                if isinstance(dataset, ShapesStoryDataset) and oracle is None:
+                    from ganforge.metrics.oracle import load_oracle
+
+                    oracle = load_oracle(progress=progress)
+                if oracle is not None:
+                    self.info["oracle"] = {"recipe": oracle.recipe.digest(), "held_out_accuracy": oracle.accuracy}
+            elif {"oracle", "translation", "class"} & set(self.groups):
                 if not isinstance(dataset, ShapesDataset):
                     raise EvalError("oracle metrics read the built-in shapes data only; this run's data is "
                                     f"'{type(dataset).__name__}'. Use fid,is,kid,pr,dc instead.")
@@ -237,12 +253,13 @@ class Evaluator:
                                   oracle if {"oracle", "class"} & set(self.groups) else None)
         order = np.random.default_rng(seed).permutation(len(dataset))
         self.dataset, self.real_a_idx, self.real_b_idx = dataset, order[:n], order[n:2 * n]
+        self.story_idx = np.sort(order[:n]) if stories else None
         self._real: dict[str, torch.Tensor] | None = None
         self.real_vs_real: dict[str, float] = {}
 
     @property
     def _distribution_groups(self) -> list[str]:
-        return [g for g in self.groups if g != "translation"]
+        return [g for g in self.groups if g not in ("translation", "story")]
 
     def _real_side(self) -> dict[str, torch.Tensor]:
         if self._real is None and not self._distribution_groups:
@@ -277,6 +294,8 @@ class Evaluator:
         net.eval()
         try:
             with torch.random.fork_rng(devices=[]):
+                if self.story_idx is not None:
+                    return self._evaluate_stories(net)
                 if self.family_eval is not None:
                     result = self.evaluate(lambda: self.family_eval.images(net, self.real_b_idx, self.batch_size,
                                                                            self.device))
@@ -291,6 +310,32 @@ class Evaluator:
         finally:
             net.train(was_training)
         return result
+
+
+    def _evaluate_stories(self, net: nn.Module) -> EvalResult:
+        """Story metrics of ``n`` stories drawn from the real stories' descriptions."""
+        t0 = time.perf_counter()
+        if not self.real_vs_real:
+            self.real_vs_real = self.family_eval.reference(self.oracle, self.story_idx)
+        metrics = self.family_eval.task_metrics(net, self.oracle, self.story_idx, self.batch_size, self.device)
+        result = EvalResult(metrics, dict(self.real_vs_real), self.n, dict(self.info))
+        result.info["seconds"] = round(time.perf_counter() - t0, 2)
+        return result
+
+
+def _check_story_request(groups: list[str], dataset: Any, family_eval: Any, n: int) -> None:
+    """Stories are measured by the ``story`` group alone, on a story family, with ``n`` <= the stories."""
+    if getattr(family_eval, "task_group", None) != "story":
+        raise EvalError("story metrics need a story family (storygan) and story data; this generator draws single "
+                        "images. Use oracle or fid,is,kid,pr,dc instead.")
+    if not hasattr(dataset, "video_len"):
+        raise EvalError("story metrics compare generated stories with real ones; this data holds single images")
+    if groups != ["story"]:
+        others = ", ".join(g for g in groups if g != "story")
+        raise EvalError(f"stories are measured with --metrics story (SSIM; oracle object accuracy on shapes); "
+                        f"{others} compare image distributions and are not offered for stories")
+    if not 1 <= n <= len(dataset):
+        raise EvalError(f"n={n} stories requested; the data has {len(dataset)} (use n between 1 and {len(dataset)})")
 
 
 def write_result(result: EvalResult, path: Path, extra: dict[str, Any]) -> Path:
