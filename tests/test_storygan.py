@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
 import torch
 
-from gfhelpers import REPO, SHARED_DATA, assert_latest_checkpoints_equal, check_two_input_exports
+from gfhelpers import (PYTHON, REPO, SHARED_DATA, assert_latest_checkpoints_equal, check_two_input_exports,
+                       python_env)
 from ganforge.cli import main
 from ganforge.config import ConfigError, load_config
 from ganforge.data import write_dataset
@@ -251,6 +254,40 @@ def test_training_writes_story_strips_and_resumes_bit_for_bit(storygan_run, tmp_
     train(load_config("storygan/shapes", tiny(tmp_path, **{"train.steps": 2})))
     resume(tmp_path / "run", ["train.steps=4"])
     assert_latest_checkpoints_equal(storygan_run, tmp_path / "run")
+
+
+def test_bf16_training_tracks_fp32(tmp_path):
+    """The shapes preset trains in bf16: the same steps give finite losses close to fp32's."""
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        train(load_config("storygan/shapes", tiny(out, **{"runtime.precision": precision, "train.steps": 3})))
+        runs[precision] = [json.loads(x) for x in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+    for fp32, bf16 in zip(runs["fp32"], runs["bf16"], strict=True):
+        for key in ("D_im/loss", "D_st/loss", "G/loss"):
+            assert math.isfinite(bf16[key])
+            assert bf16[key] == pytest.approx(fp32[key], rel=0.05), (key, fp32["step"])
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_trains_and_splits_both_batches(tmp_path):
+    """torchrun with 2 processes: each takes half of the story and image batches (the conditioning
+    network, unused by the official code, has no gradient on any rank), and a split that leaves a
+    process one story per micro-batch is refused, since wrong pairs need two."""
+    args = tiny(tmp_path, **{"train.steps": 2})
+    ddp = subprocess.run([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganforge",
+                          "train", "storygan/shapes", *args], env=python_env(), capture_output=True, text=True,
+                         timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "step-00000002.pt")
+    assert state["data_position"] == 2 * 4  # steps x global story batch
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(line["G/loss"]) for line in lines) and len(lines) == 2
+    small = subprocess.run([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                            "ganforge", "train", "storygan/shapes", *tiny(tmp_path / "small", **{"train.batch_size": 2})],
+                           env=python_env(), capture_output=True, text=True, timeout=300)
+    assert small.returncode != 0
+    assert "train.batch_size over 2 process(es)" in small.stderr and "at least 4" in small.stderr
 
 
 def test_learning_rate_halves_every_lr_decay_epochs():

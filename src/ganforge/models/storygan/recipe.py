@@ -146,6 +146,12 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
            for name, net, lr in (("G", G, r.g_lr), ("D_im", D_im, r.d_lr), ("D_st", D_st, r.d_lr))}
     prec, n = ctx.precision, ctx.local_batch
     image_batch = (r.image_batch_size or tr.batch_size) // ctx.dist.world_size // tr.grad_accum
+    # Checked here, not in check(): the per-process sizes depend on how many processes torchrun starts.
+    for what, size in (("train.batch_size", n), ("recipe.image_batch_size", image_batch)):
+        if size < 2:
+            raise ConfigError(f"StoryGAN's wrong pairs shift the conditions within each micro-batch: {what} over "
+                              f"{ctx.dist.world_size} process(es) and train.grad_accum={tr.grad_accum} leaves "
+                              f"{size} per micro-batch; raise it to at least {2 * ctx.dist.world_size * tr.grad_accum}")
     frames = math.ceil(image_batch / n)
     autocast = prec.autocast
 
