@@ -24,19 +24,7 @@ from ganforge.load import generator_from_checkpoint
 from ganforge.metrics.evaluate import Evaluator
 from ganforge.train.checkpoint import latest_checkpoint, load_checkpoint
 from ganforge.train.trainer import train
-
-
-def minutes_at(run: Path) -> dict[int, float]:
-    """Cumulative wall minutes at each logged step (metrics.jsonl's seconds per step x interval)."""
-    total, last, out = 0.0, 0, {}
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        if "time/s_per_step" not in row:  # evaluation rows
-            continue
-        total += row["time/s_per_step"] * (row["step"] - last)
-        last = row["step"]
-        out[last] = total / 60
-    return out
+from runlog import minutes_at  # benchmarks/runlog.py
 
 
 def main() -> None:

@@ -1,0 +1,65 @@
+"""StoryGAN's CPU target: on the shapes story view, the oracle finds the right objects in at least
+80% of generated frames, and earlier objects stay in place in later frames.
+
+Not a test. Trains the ``storygan/shapes`` preset (or reads a run), then evaluates every checkpoint
+with the ``story`` metrics (object_acc, count_acc, in_place, ssim) on ``--n`` stories drawn from the
+descriptions of the training stories, with fixed noise, and prints one row per checkpoint with the
+minutes of training it took.
+
+    .venv/bin/python benchmarks/storygan_shapes.py                   # trains runs/bench-storygan-shapes
+    .venv/bin/python benchmarks/storygan_shapes.py --run runs/x      # only evaluate an existing run
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import torch
+
+from ganforge.config import load_config, load_yaml, resolve
+from ganforge.data import build_dataset
+from ganforge.load import generator_from_checkpoint
+from ganforge.metrics.evaluate import Evaluator
+from ganforge.models.storygan.evaluate import StoryganEvaluation
+from ganforge.train.checkpoint import load_checkpoint
+from ganforge.train.trainer import train
+from runlog import minutes_at  # benchmarks/runlog.py
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", help="an existing storygan/shapes run folder (default: train one)")
+    p.add_argument("--n", type=int, default=200, help="stories per evaluation")
+    p.add_argument("--out-dir", default="runs")
+    args = p.parse_args()
+    if args.run:
+        run = Path(args.run)
+    else:
+        run = Path(args.out_dir) / "bench-storygan-shapes"
+        shutil.rmtree(run, ignore_errors=True)
+        train(load_config("storygan/shapes", [f"name={run.name}", f"out_dir={args.out_dir}", "train.progress=false"]))
+    cfg = resolve(load_yaml((run / "config.yaml").read_text()))
+    dataset = build_dataset(cfg.data, cfg.runtime.seed)
+    ev = Evaluator(dataset, "story", args.n, batch_size=50, family_eval=StoryganEvaluation(dataset))
+    minutes = minutes_at(run)
+    print("step | minutes | object_acc | frame 1 | frame 2 | frame 3 | frame 4 | count_acc | in_place | ssim")
+    result = None
+    for path in sorted((run / "checkpoints").glob("step-*.pt")):
+        state = load_checkpoint(path)
+        gen = generator_from_checkpoint(state, "raw")
+        with torch.no_grad():
+            result = ev.evaluate_generator(gen.net)
+        m, step = result.metrics, state["step"]
+        frames = " | ".join(f"{m[f'object_acc/frame{t}']:.3f}" for t in range(1, 5))
+        print(f"{step} | {minutes.get(step, float('nan')):.1f} | {m['object_acc']:.3f} | {frames} | "
+              f"{m['count_acc']:.3f} | {m['in_place']:.3f} | {m['ssim']:.3f}")
+    if result is not None:
+        r = result.real_vs_real
+        frames = " | ".join(f"{r[f'object_acc/frame{t}']:.3f}" for t in range(1, 5))
+        print(f"ground truth | | {r['object_acc']:.3f} | {frames} | {r['count_acc']:.3f} | {r['in_place']:.3f} | 1")
+
+
+if __name__ == "__main__":
+    main()
