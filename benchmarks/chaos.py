@@ -62,6 +62,9 @@ FAMILIES = {
     "stargan": ("stargan/shapes", {"model.g_conv_dim": 8, "model.d_conv_dim": 8, "model.g_repeat_num": 1,
                                    "data.length": 256, "train.batch_size": 8, "train.steps": 40,
                                    "recipe.sample_images": 2}),
+    "storygan": ("storygan/shapes", {"model.gf_dim": 4, "model.df_dim": 4, "data.length": 64, "train.batch_size": 4,
+                                     "recipe.image_batch_size": 6, "train.steps": 40, "recipe.sample_stories": 2,
+                                     "runtime.precision": "fp32"}),
 }
 
 
