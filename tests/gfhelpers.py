@@ -84,3 +84,43 @@ def assert_latest_checkpoints_equal(run_a: Path, run_b: Path) -> None:
 
     assert_states_equal(load_checkpoint(latest_checkpoint(run_a / "checkpoints")),
                         load_checkpoint(latest_checkpoint(run_b / "checkpoints")))
+
+
+def fill_by_key_order(module, seed: int, std: float = 0.05) -> None:
+    """Give every floating tensor of ``module``'s state dict, in key order, values from one seeded
+    generator: normal(0, std), but BatchNorm running variances uniform in [0.5, 1.5] and gains near 1.
+    Two networks with the same keys in the same order get the same weights, which lets a small
+    reference file (inputs and outputs only) stand for an official network too big to store."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for key, tensor in module.state_dict().items():
+            if not tensor.is_floating_point():
+                continue
+            if key.endswith("running_var"):
+                tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5)
+            elif key.endswith(".weight") and tensor.dim() == 1:  # norm gains
+                tensor.copy_(1 + torch.randn(tensor.shape, generator=gen) * std)
+            else:
+                tensor.copy_(torch.randn(tensor.shape, generator=gen) * std)
+
+
+def face_like_heatmaps(batch: int, seed: int) -> "torch.Tensor":
+    """98 Gaussian blobs (sigma 4 px) at seeded positions on a 256 px grid: sparse, like real heatmaps."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    cy = torch.randint(40, 216, (batch, 98, 1, 1), generator=gen).float()
+    cx = torch.randint(40, 216, (batch, 98, 1, 1), generator=gen).float()
+    rows, cols = torch.arange(256.0).view(1, 1, 256, 1), torch.arange(256.0).view(1, 1, 1, 256)
+    return torch.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * 4.0 ** 2))
+
+
+def fan_probe() -> "tuple[torch.Tensor, torch.Tensor]":
+    """The FAN's input (2 images in [0, 1] at 256 px) and 4,096 positions of its output to compare."""
+    import torch
+
+    gen = torch.Generator().manual_seed(11)
+    faces = torch.rand(2, 3, 256, 256, generator=gen)
+    return faces, torch.randint(0, 2 * 99 * 64 * 64, (4096,), generator=gen)
