@@ -35,9 +35,9 @@ def python_env() -> dict[str, str]:
 PYTHON = sys.executable
 
 
-def check_two_input_exports(run: Path, seed: int, out_dir: Path, atol: float = 1e-5) -> None:
-    """Export ``run``'s generator as TorchScript and ONNX; both must reproduce PyTorch on two inputs
-    (ONNX only where onnxruntime is installed)."""
+def check_exports(run: Path, seed: int, out_dir: Path, atol: float = 1e-5) -> None:
+    """Export ``run``'s generator as TorchScript and ONNX; both must reproduce PyTorch on its example
+    inputs, two samples (ONNX only where onnxruntime is installed)."""
     import numpy as np
     import torch
 
@@ -45,17 +45,17 @@ def check_two_input_exports(run: Path, seed: int, out_dir: Path, atol: float = 1
     from ganforge.cli import main
 
     gen = ganforge.load(run)
-    a, b = gen.make_inputs(2, seed=seed)
-    expected = gen(a, b)
+    inputs = gen.make_inputs(2, seed=seed)
+    expected = gen(*inputs)
     assert main(["export", str(run), "--format", "torchscript", "--out", str(out_dir / "ts")]) == 0
-    assert torch.allclose(torch.jit.load(str(out_dir / "ts" / "generator.pt"))(a, b), expected, atol=atol)
+    assert torch.allclose(torch.jit.load(str(out_dir / "ts" / "generator.pt"))(*inputs), expected, atol=atol)
     try:
         import onnxruntime as ort
     except ImportError:
         return
     assert main(["export", str(run), "--format", "onnx", "--out", str(out_dir / "onnx")]) == 0
     session = ort.InferenceSession(str(out_dir / "onnx" / "generator.onnx"), providers=["CPUExecutionProvider"])
-    (out,) = session.run(None, {"input_0": a.numpy(), "input_1": b.numpy()})
+    (out,) = session.run(None, {f"input_{i}": t.numpy() for i, t in enumerate(inputs)})
     assert np.allclose(out, expected.numpy(), atol=atol)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gfhelpers import REPO, assert_latest_checkpoints_equal, check_two_input_exports
+from gfhelpers import REPO, assert_latest_checkpoints_equal, check_exports
 from ganforge.cli import main
 from ganforge.config import ConfigError, load_config
 from ganforge.models.biggan.networks import BigganDiscriminator, BigganGenerator, BigganModelConfig
@@ -401,7 +401,7 @@ def test_sample_verb_modes(biggan_run, tmp_path, capsys):
 
 
 def test_export_takes_noise_and_classes(biggan_run, tmp_path):
-    check_two_input_exports(biggan_run, 1, tmp_path, atol=1e-4)
+    check_exports(biggan_run, 1, tmp_path, atol=1e-4)
 
 
 def test_class_accuracy_metric(shapes_oracle):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gfhelpers import REPO, assert_latest_checkpoints_equal, check_two_input_exports
+from gfhelpers import REPO, assert_latest_checkpoints_equal, check_exports
 from ganforge.cli import main
 from ganforge.config import ConfigError, load_config
 from ganforge.data import build_dataset, write_dataset
@@ -220,7 +220,7 @@ def test_translate_verb_writes_grids_and_singles(stargan_run, tmp_path, capsys):
 
 
 def test_export_takes_image_and_labels(stargan_run, tmp_path):
-    check_two_input_exports(stargan_run, 3, tmp_path)
+    check_exports(stargan_run, 3, tmp_path)
     assert main(["export", str(stargan_run), "--out", str(tmp_path / "st")]) == 0
     assert main(["translate", str(tmp_path / "st"), "--input", str(REPO / "tests" / "data"), "--out",
                  str(tmp_path / "t")]) == 2  # no images there: a clear error, not a crash

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from gfhelpers import (PYTHON, REPO, SHARED_DATA, assert_latest_checkpoints_equal, check_two_input_exports,
+from gfhelpers import (PYTHON, REPO, SHARED_DATA, assert_latest_checkpoints_equal, check_exports,
                        python_env)
 from ganforge.cli import main
 from ganforge.config import ConfigError, load_config
@@ -343,7 +343,7 @@ def test_text_encoder_dimension_is_checked(tmp_path):
 
 
 def test_export_takes_descriptions_and_noise(storygan_run, tmp_path):
-    check_two_input_exports(storygan_run, 3, tmp_path, atol=1e-4)
+    check_exports(storygan_run, 3, tmp_path, atol=1e-4)
 
 
 def test_story_metrics_on_shapes(storygan_run, shapes_oracle):

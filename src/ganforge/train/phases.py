@@ -34,6 +34,10 @@ class Phase:
     # Called after the gradients are complete (averaged over ranks, unscaled) and before the
     # optimizer step: BigGAN's orthogonal regularization adds its gradient here.
     before_step: Callable[[], None] | None = None
+    # Sub-modules of ``network`` that this phase trains (their parameters alone get gradients and
+    # updates); empty: the whole network. StarGAN v2's reference-guided G update steps the generator
+    # but not the mapping network or style encoder that live in the same module.
+    submodules: tuple[str, ...] = ()
 
 
 @dataclass
@@ -77,6 +81,7 @@ class RecipeContext:
     channels_last: bool = False
     noise: torch.Generator = field(default_factory=torch.Generator)
     dataset: Any = None  # the training data (label names, fixed images for sample grids)
+    step: int = 0  # the step being trained (0-based), set by the trainer before its phases run
 
     def _global_slice(self, draw: Callable[..., torch.Tensor], shape: tuple[int, ...]) -> torch.Tensor:
         n = shape[0]
@@ -109,6 +114,27 @@ class RecipeContext:
         """Move a freshly built network to the device (and channels_last if configured)."""
         module = module.to(self.device)
         return module.to(memory_format=torch.channels_last) if self.channels_last else module
+
+
+class StepBatches:
+    """The inputs of one step's micro-batches: the step's first phase draws them (``add``), the phases
+    after it read them in the same order (``next``), so every update of a step sees the same samples."""
+
+    def __init__(self, per_step: int):
+        self.per_step = per_step  # micro-batches per update (train.grad_accum)
+        self.items: list[Any] = []
+        self.cursors: dict[str, int] = {}
+
+    def add(self, inputs: Any) -> None:
+        if len(self.items) == self.per_step:  # a new step begins
+            self.items.clear()
+            self.cursors.clear()
+        self.items.append(inputs)
+
+    def next(self, reader: str) -> Any:
+        k = self.cursors.get(reader, 0)
+        self.cursors[reader] = k + 1
+        return self.items[k % len(self.items)]
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -217,9 +217,11 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     # one step
 
-    def _set_trainable(self, network: str) -> None:
+    def _set_trainable(self, network: str, submodules: tuple[str, ...] = ()) -> None:
         for name, net in self.recipe.networks.items():
-            net.requires_grad_(name == network)
+            net.requires_grad_(name == network and not submodules)
+        for sub in submodules:
+            self.recipe.networks[network].get_submodule(sub).requires_grad_(True)
 
     def _open_stream(self, position: int) -> Any:
         """This rank's batch stream, starting at global sample ``position`` (0, or a checkpoint's)."""
@@ -257,6 +259,7 @@ class Trainer:
 
     def train_step(self, sums: dict[str, torch.Tensor] | None = None, phase_repeats: int | None = None) -> list[tuple[str, torch.Tensor]]:
         """Run every phase due at ``self.step``; returns (phase, total loss) pairs, not yet synced."""
+        self.ctx.step = self.step
         factor = self._lr_factor(self.step)
         for name, opt in self.recipe.optimizers.items():
             for group, base in zip(opt.param_groups, self.base_lrs[name]):
@@ -266,7 +269,7 @@ class Trainer:
         for phase in self.recipe.phases:
             if self.step % phase.every:
                 continue
-            self._set_trainable(phase.network)
+            self._set_trainable(phase.network, phase.submodules)
             net, opt, scaler = self.recipe.networks[phase.network], self.recipe.optimizers[phase.network], self.scalers[phase.network]
             micro = accum * phase.accumulations
             for _ in range(phase.repeats if phase_repeats is None else phase_repeats):

@@ -38,7 +38,7 @@ from ganforge.config import ConfigError, RunConfig, non_negative, positive
 from ganforge.models.storygan.networks import (GeneratorOutput, ImageDiscriminator, StoryDiscriminator,
                                                StoryganGenerator, StoryganModelConfig, init_weights, kl_loss)
 from ganforge.registry import FamilySpec, register_family
-from ganforge.train.phases import Phase, Recipe, RecipeContext
+from ganforge.train.phases import Phase, Recipe, RecipeContext, StepBatches
 
 
 @dataclass
@@ -156,8 +156,7 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
     autocast = prec.autocast
 
     # The inputs (and fakes) of the step's micro-batches: D_im fills it, D_st and G read it in order.
-    step_batches: list[dict[str, torch.Tensor]] = []
-    cursor = {"D_st": 0, "G": 0}
+    step_batches = StepBatches(tr.grad_accum)
 
     def inputs_of(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         dev = ctx.device
@@ -179,30 +178,22 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
             st = G.story(x["descriptions"], ctx.randn(n, m.video_len, m.noise_dim))
         return im, st
 
-    def next_of(name: str) -> dict[str, torch.Tensor]:
-        x = step_batches[cursor[name] % len(step_batches)]
-        cursor[name] += 1
-        return x
-
     def d_image(batch):
-        if len(step_batches) == tr.grad_accum:  # a new step begins
-            step_batches.clear()
-            cursor.update(D_st=0, G=0)
         x = inputs_of(batch)
         with torch.no_grad():  # the official fakes are detached before D sees them
             im, st = draw(x)
         x["fake_images"], x["image_condition"] = im.images, im.condition
         x["fake_stories"], x["story_condition"] = st.images, st.condition
-        step_batches.append(x)
+        step_batches.add(x)
         return discriminator_loss(D_im, x["images"], x["fake_images"], x["image_condition"], x["image_labels"],
                                   r.category_weight_d, autocast)
 
     def d_story(_):
-        x = next_of("D_st")
+        x = step_batches.next("D_st")
         return discriminator_loss(D_st, x["stories"], x["fake_stories"], x["story_condition"], None, 0.0, autocast)
 
     def g_step(_):
-        x = next_of("G")
+        x = step_batches.next("G")
         im, st = draw(x)
         im_err, im_cat = generator_loss(D_im, im.images, im.condition, x["image_labels"], r.category_weight_g, autocast)
         st_err, _ = generator_loss(D_st, st.images, st.condition, None, 0.0, autocast)
