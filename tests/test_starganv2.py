@@ -1,15 +1,24 @@
-"""StarGAN v2: official architecture (G, F, E, D and the FAN landmark network) and its masks."""
+"""StarGAN v2: official architecture (G, F, E, D and the FAN landmark network), masks, domain data, training."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 
-from gfhelpers import REPO, face_like_heatmaps, fan_probe, fill_by_key_order
+from gfhelpers import (REPO, SHARED_DATA, assert_latest_checkpoints_equal, check_exports, face_like_heatmaps,
+                       fan_probe, fill_by_key_order)
+from ganforge.config import ConfigError, load_config
+from ganforge.data.domains import DomainFolderDataset, DomainTrainingPairs, random_resized_box
 from ganforge.models.starganv2.fan import FAN, landmark_masks
 from ganforge.models.starganv2.networks import (Discriminator, Generator, MappingNetwork, Starganv2ModelConfig,
                                                 StyleEncoder)
+from ganforge.models.starganv2.translator import load_fan_weights
+from ganforge.train.checkpoint import load_checkpoint
 from ganforge.train.phases import count_parameters
+from ganforge.train.trainer import resume, train
 
 # Made by scripts/starganv2_official_reference.py from clovaai/stargan-v2's core/model.py and core/wing.py.
 REFERENCE = REPO / "tests" / "data" / "starganv2_official.pt"
@@ -79,3 +88,143 @@ def test_fan_masks_take_any_image_size_and_give_256px_masks():
     whole, inner = fan.masks(torch.rand(1, 3, 128, 128) * 2 - 1)
     assert whole.shape == inner.shape == (1, 1, 256, 256)
     assert 0 <= float(whole.min()) and float(whole.max()) <= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# data: domain folders
+
+AFHQ = SHARED_DATA / "stargan_v2_representative" / "afhq"
+needs_afhq = pytest.mark.skipif(not (AFHQ / "src" / "cat").is_dir(),
+                                reason="../shared/data/stargan_v2_representative is not beside this checkout")
+
+
+def _domain_folder(root, counts: dict[str, int], size: int = 40):
+    """Write ``counts[domain]`` small solid-colour JPEGs per domain (colour = domain index)."""
+    from PIL import Image
+
+    for k, (domain, count) in enumerate(counts.items()):
+        (root / domain).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (size + i, size), (80 * k, 10 * i, 200)).save(root / domain / f"{i:03d}.jpg")
+    return root
+
+
+def test_random_resized_box_stays_within_the_official_scale_and_ratio():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        left, top, w, h = random_resized_box(300, 300, rng)
+        assert 0 <= left and left + w <= 300 and 0 <= top and top + h <= 300
+        assert 0.8 * 0.98 <= w * h / 90000 <= 1.0  # rounding of w and h aside
+        assert 0.9 * 0.97 <= w / h <= 1.1 * 1.03
+    # A 3:1 image cannot hold any 0.8-area crop of ratio <= 1.1: the fallback is the official center crop.
+    assert random_resized_box(300, 100, rng) == (95, 0, 110, 100)
+
+
+def test_domain_folders_balanced_sampling_and_fixed_reference_partners(tmp_path):
+    root = _domain_folder(tmp_path / "data", {"cat": 2, "dog": 6, "wild": 12})
+    data = DomainFolderDataset(root, image_size=16)
+    assert data.domains == ["cat", "dog", "wild"] and len(data) == 20
+    pairs = DomainTrainingPairs(data, seed=0)
+    draws = [pairs.get(i, np.random.default_rng(i)) for i in range(300)]
+    counts = np.bincount([int(d["label"]) for d in draws], minlength=3)
+    assert counts.min() > 70  # each domain about a third, though cat has 2 images and wild 12
+    for d in draws[:50]:
+        assert d["image"].shape == d["ref"].shape == d["ref2"].shape == (3, 16, 16)
+        assert -1 <= float(d["ref"].min()) and float(d["ref"].max()) <= 1
+    labels = np.asarray(data.index.labels)
+    assert (labels[pairs.partner] == labels).all()  # a reference's partner is of its domain
+    assert sorted(pairs.partner.tolist()) == list(range(20))  # every file is someone's partner once
+    assert torch.equal(pairs.get(7, np.random.default_rng(99))["ref"], pairs.get(7, np.random.default_rng(99))["ref"])
+
+
+def test_domains_dataset_picks_train_or_val_and_names_bad_folders(tmp_path):
+    from ganforge.data import build_dataset
+    from ganforge.data.images import DataError
+
+    _domain_folder(tmp_path / "afhq" / "train", {"cat": 2, "dog": 2})
+    _domain_folder(tmp_path / "afhq" / "val", {"cat": 1, "dog": 1})
+    cfg = load_config("starganv2/afhq", [f"data.path={tmp_path / 'afhq'}"]).data
+    assert len(build_dataset(cfg)) == 4
+    cfg.split = "test"
+    val = build_dataset(cfg)
+    assert len(val) == 2 and not val.augment
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.jpg").write_bytes((tmp_path / "afhq" / "val" / "cat" / "000.jpg").read_bytes())
+    cfg.path, cfg.split = str(tmp_path / "flat"), "train"
+    with pytest.raises(DataError, match="sub-folder"):
+        build_dataset(cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+
+def tiny(out, data_path, **extra) -> list[str]:
+    base = {"out_dir": str(out), "name": "run", "data.path": str(data_path), "model.image_size": 16,
+            "data.image_size": 16, "model.base_dim": 8, "model.max_conv_dim": 16, "model.num_domains": 2,
+            "train.batch_size": 4, "train.steps": 4, "train.log_every": 1, "train.sample_every": 2,
+            "train.ckpt_every": 2, "train.progress": False, "train.tensorboard": False, "data.num_workers": 0,
+            "runtime.device": "cpu", "runtime.deterministic": True, "recipe.ds_iter": 4,
+            "recipe.sample_images": 3}
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+@pytest.fixture(scope="module")
+def domain_data(tmp_path_factory):
+    return _domain_folder(tmp_path_factory.mktemp("domains") / "train", {"female": 3, "male": 5})
+
+
+def test_training_steps_the_official_networks_and_resumes_bit_for_bit(domain_data, tmp_path):
+    from PIL import Image
+
+    result = train(load_config("starganv2/afhq", tiny(tmp_path / "a", domain_data)))
+    assert result.status == "finished"
+    run = tmp_path / "a" / "run"
+    state = load_checkpoint(run / "checkpoints" / "step-00000004.pt")
+    adam = state["optimizers"]["G"]["state"]
+    groups = state["optimizers"]["G"]["param_groups"]
+    assert [g["lr"] for g in groups] == [1e-4, 1e-6, 1e-4] and tuple(groups[0]["betas"]) == (0.0, 0.99)
+    steps = {k: {float(adam[i]["step"]) for i in g["params"]} for k, g in zip(("G", "F", "E"), groups)}
+    # Per iteration the official solver steps G twice (latent, reference), F and E once (latent).
+    assert steps == {"G": {8.0}, "F": {4.0}, "E": {4.0}}
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"step"' in x]
+    weights = [line["G_latent/lambda_ds"] for line in lines if "G_latent/lambda_ds" in line]
+    assert weights == pytest.approx([2.0, 1.5, 1.0, 0.5])  # AFHQ's 2, to zero at ds_iter=4
+    assert {"D_latent/reg", "D_ref/fake", "G_ref/cyc", "G_latent/sty"} <= set(lines[-1])
+    # Reference grid: white corner + 3 sources, then 3 rows of reference + outputs.
+    assert Image.open(run / "samples" / "step-00000004.png").size == (4 * 18 + 2, 4 * 18 + 2)
+    train(load_config("starganv2/afhq", tiny(tmp_path / "b", domain_data, **{"train.steps": 2})))
+    resume(tmp_path / "b" / "run", ["train.steps=4"])
+    assert_latest_checkpoints_equal(run, tmp_path / "b" / "run")
+    check_exports(run, 3, tmp_path / "exports")  # (images, domains, z) -> images
+
+
+def test_config_errors_name_what_to_change(domain_data, tmp_path):
+    with pytest.raises(ConfigError, match="num_domains=2"):
+        train(load_config("starganv2/afhq", tiny(tmp_path, domain_data, **{"model.num_domains": 3})))
+    with pytest.raises(ConfigError, match="recipe.fan_weights"):
+        train(load_config("starganv2/celeba_hq", tiny(tmp_path, domain_data)))
+    with pytest.raises(ConfigError, match="data.name=domains"):
+        load_config("starganv2/afhq", ["data.name=shapes"])
+
+
+def test_fan_weights_load_from_an_official_wing_file_and_reach_training(domain_data, tmp_path):
+    fan = FAN()
+    fill_by_key_order(fan, 7)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in fan.state_dict().items()}, "epoch": 3},
+               tmp_path / "wing.ckpt")
+    result = train(load_config("starganv2/celeba_hq", tiny(tmp_path, domain_data, **{
+        "recipe.fan_weights": str(tmp_path / "wing.ckpt"), "train.steps": 2})))
+    state = load_checkpoint(result.checkpoint)
+    assert torch.equal(state["networks"]["G"]["fan.l0.weight"], fan.l0.weight)
+    torch.save({"state_dict": {"conv1.conv.weight": fan.conv1.conv.weight}}, tmp_path / "bad.ckpt")
+    with pytest.raises(ValueError, match="not a FAN checkpoint"):
+        load_fan_weights(FAN(), tmp_path / "bad.ckpt")
+
+
+@needs_afhq
+def test_afhq_representative_images_train_on_cpu(tmp_path):
+    result = train(load_config("starganv2/afhq", tiny(tmp_path, AFHQ / "src", **{
+        "model.num_domains": 3, "train.steps": 1, "train.sample_every": 1})))
+    assert result.status == "finished"

@@ -285,6 +285,10 @@ def _sample(args: argparse.Namespace) -> int:
     from ganforge.sample import generate, interpolate_inputs, save_grid, save_images
 
     gen = load(args.source, weights=args.weights, device=args.device)
+    if gen.family == "starganv2":
+        raise ValueError(f"'{args.source}' is a StarGAN v2 model: it translates images. Reference- and latent-guided "
+                         f"sampling from folders (--src/--ref) is not built yet; the run's training sheets are in "
+                         f"its samples/ folder, and `ganforge export` writes a generator taking (images, domains, z)")
     if getattr(gen.net, "needs_input_image", False):
         raise ValueError(f"'{args.source}' is a {gen.family} model: it translates images rather than sampling "
                          f"from noise. Use `ganforge translate {args.source} --input IMAGES`.")

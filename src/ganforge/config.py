@@ -82,6 +82,8 @@ class DataConfig:
     # test 172..196); empty: every story. shapes story view: frames per story.
     story_range: list[int] = field(default_factory=list)
     video_len: int = bounded(4, ge=1, le=4)
+    # domains (StarGAN v2): chance of the random resized crop before the resize, as the official --prob
+    crop_prob: float = bounded(0.5, ge=0.0, le=1.0)
     num_workers: int | Literal["auto"] = "auto"
 
 

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from ganforge.config import DataConfig
 from ganforge.data.celeba import CROP_SIZE, OFFICIAL_ATTRS, CelebADataset, write_celeba
 from ganforge.data.cifar import CifarDataset, write_cifar
+from ganforge.data.domains import DomainFolderDataset
 from ganforge.data.hdf5 import HDF5Dataset, pack_hdf5
 from ganforge.data.image_folder import ImageFolderDataset
 from ganforge.data.images import DataError, array_to_pil, tensor_to_array
@@ -53,6 +54,18 @@ def _image_folder(cfg: DataConfig, seed: int) -> ImageFolderDataset:
     return ImageFolderDataset(_need_path(cfg), image_size=cfg.image_size, channels=cfg.channels, classes=cfg.classes,
                               crop=cfg.crop, flip=cfg.flip, in_memory=cfg.in_memory, strict=cfg.strict,
                               crop_size=cfg.crop_size)
+
+
+@register_dataset("domains")
+def _domains(cfg: DataConfig, seed: int) -> DomainFolderDataset:
+    # StarGAN v2's layout: data.path is a folder of domain sub-folders, or a folder holding train/ and
+    # val/ (AFHQ, CelebA-HQ as distributed), from which data.split picks (test: val/).
+    root = Path(_need_path(cfg))
+    split_dir = root / ("train" if cfg.split == "train" else "val")
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        root = split_dir
+    return DomainFolderDataset(root, image_size=cfg.image_size, augment=cfg.split == "train",
+                               crop_prob=cfg.crop_prob, flip=cfg.flip, strict=cfg.strict)
 
 
 @register_dataset("celeba")

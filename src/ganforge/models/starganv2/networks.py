@@ -40,11 +40,14 @@ class Starganv2ModelConfig:
     style_dim: int = positive(64)
     max_conv_dim: int = positive(512)
     w_hpf: float = non_negative(1.0)  # weight of the high-pass path (0: AFHQ, no masks; 1: CelebA-HQ)
+    # Channels of the first convolution; 0: the official 2**14 // image_size (64 at 256 px). Smaller
+    # values make CPU-sized networks (the official code has no such option).
+    base_dim: int = non_negative(0)
 
     @property
     def first_dim(self) -> int:
-        """Channels of the first convolution: 64 at 256 px, as ``2**14 // img_size``."""
-        return 2 ** 14 // self.image_size
+        """Channels of the first convolution: ``base_dim``, or the official ``2**14 // img_size``."""
+        return self.base_dim or 2 ** 14 // self.image_size
 
 
 def _lrelu() -> nn.Module:
@@ -192,8 +195,10 @@ class Generator(nn.Module):
 
 
 def _select_domain(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Row i's output of head ``y[i]``: out (N, domains, ...) -> (N, ...)."""
-    return out[torch.arange(len(y), device=y.device), y]
+    """Row i's output of head ``y[i]``: out (N, domains, ...) -> (N, ...). A gather rather than the
+    official ``out[arange(N), y]``: the same values, and a traced export keeps any batch size."""
+    index = y.reshape(-1, 1, *([1] * (out.dim() - 2))).expand(-1, 1, *out.shape[2:])
+    return out.gather(1, index).squeeze(1)
 
 
 class MappingNetwork(nn.Module):
