@@ -10,6 +10,7 @@ import torch
 
 from gfhelpers import (REPO, SHARED_DATA, assert_latest_checkpoints_equal, check_exports, face_like_heatmaps,
                        fan_probe, fill_by_key_order)
+from ganforge.cli import main
 from ganforge.config import ConfigError, load_config
 from ganforge.data.domains import DomainFolderDataset, DomainTrainingPairs, random_resized_box
 from ganforge.models.starganv2.fan import FAN, landmark_masks
@@ -228,3 +229,103 @@ def test_afhq_representative_images_train_on_cpu(tmp_path):
     result = train(load_config("starganv2/afhq", tiny(tmp_path, AFHQ / "src", **{
         "model.num_domains": 3, "train.steps": 1, "train.sample_every": 1})))
     assert result.status == "finished"
+
+
+# ---------------------------------------------------------------------------------------------
+# official checkpoints
+
+
+def _official_files(folder, cfg: Starganv2ModelConfig, iteration: int, prefix: str = "", with_fan: bool = True):
+    """Official-format files (CheckpointIO: one dict of per-network state dicts per file) of networks
+    filled as the reference script fills the official ones (G 0, F 1, E 2, D 3), with Adam states."""
+    nets = _networks(cfg)
+    for seed, net in enumerate(nets.values()):
+        fill_by_key_order(net, seed)
+    names = dict(zip(nets, ("generator", "mapping_network", "style_encoder", "discriminator")))
+    saved = {names[k]: {prefix + key: v for key, v in net.state_dict().items()} for k, net in nets.items()}
+    if cfg.w_hpf > 0 and with_fan:
+        fan = FAN()
+        fill_by_key_order(fan, 7)
+        saved["fan"] = fan.state_dict()
+    folder.mkdir(parents=True, exist_ok=True)
+    ema = {k: v for k, v in saved.items() if k != "discriminator"}
+    torch.save(ema, folder / f"{iteration:06d}_nets_ema.ckpt")
+    torch.save(saved, folder / f"{iteration:06d}_nets.ckpt")
+    optims = {}
+    for k, net in nets.items():
+        opt = torch.optim.Adam(net.parameters(), lr=1e-6 if k == "F" else 1e-4, betas=(0.0, 0.99), weight_decay=1e-4)
+        for p in net.parameters():
+            p.grad = torch.full_like(p, 0.01)
+        opt.step()
+        optims[names[k]] = opt.state_dict()
+    torch.save(optims, folder / f"{iteration:06d}_optims.ckpt")
+    return nets
+
+
+@pytest.mark.parametrize("name, domains, w_hpf, prefix", [("afhq", 3, 0.0, ""), ("celebahq", 2, 1.0, "module.")])
+@torch.no_grad()
+def test_official_checkpoints_import_with_the_official_outputs(name, domains, w_hpf, prefix, tmp_path):
+    import ganforge
+
+    ref = torch.load(REFERENCE, weights_only=True)
+    cfg = Starganv2ModelConfig(image_size=64, num_domains=domains, w_hpf=w_hpf)
+    _official_files(tmp_path / "expr", cfg, 50000, prefix)
+    assert main(["import", "starganv2", str(tmp_path / "expr" / "050000_nets_ema.ckpt"),
+                 "--out", str(tmp_path / "run")]) == 0
+    run_cfg = load_config(tmp_path / "run" / "config.yaml")
+    assert (run_cfg.model.image_size, run_cfg.model.num_domains, run_cfg.model.w_hpf) == (64, domains, w_hpf)
+    assert run_cfg.recipe.lambda_ds == (1.0 if w_hpf else 2.0)  # the CelebA-HQ or AFHQ preset
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "step-00050000.pt")
+    assert set(state["networks"]) == {"G", "D"} and len(state["optimizers"]["G"]["param_groups"]) == 3
+    T = ganforge.load(tmp_path / "run").net
+    x, y, z, s = (ref[f"{name}/{k}"] for k in "xyzs")
+    assert torch.equal(T.generator(x, s), ref[f"{name}/G"])
+    assert torch.equal(T.mapping_network(z, y), ref[f"{name}/F"])
+    assert torch.equal(T.style_encoder(x, y), ref[f"{name}/E"])
+    if w_hpf:
+        masks = ref[f"{name}/masks"]
+        assert torch.equal(T.generator(x, s, (masks[:, :1], masks[:, 1:])), ref[f"{name}/G_masked"])
+    D = Discriminator(run_cfg.model)
+    D.load_state_dict(state["networks"]["D"])
+    assert torch.equal(D.eval()(x, y), ref[f"{name}/D"])
+
+
+def test_imported_run_resumes_with_the_official_adam_state_and_iteration(domain_data, tmp_path):
+    cfg = Starganv2ModelConfig(image_size=16, num_domains=2, w_hpf=0.0, base_dim=8, max_conv_dim=16)
+    _official_files(tmp_path / "expr", cfg, 3)
+    assert main(["import", "starganv2", str(tmp_path / "expr" / "000003_nets.ckpt"), "--out", str(tmp_path / "run"),
+                 f"data.path={domain_data}", "data.image_size=16", "recipe.ds_iter=4"]) == 0
+    optims = torch.load(tmp_path / "expr" / "000003_optims.ckpt", weights_only=True)
+    merged = load_checkpoint(tmp_path / "run" / "checkpoints" / "step-00000003.pt")["optimizers"]["G"]
+    n_g = len(optims["generator"]["state"])
+    assert torch.equal(merged["state"][n_g]["exp_avg"], optims["mapping_network"]["state"][0]["exp_avg"])
+    result = resume(tmp_path / "run", ["train.steps=4", "train.progress=false", "train.tensorboard=false",
+                                       "data.num_workers=0", "runtime.device=cpu"])
+    assert result.step == 4
+    after = load_checkpoint(result.checkpoint)["optimizers"]["G"]
+    assert [float(after["state"][i]["step"]) for i in (0, n_g)] == [3.0, 2.0]  # G: 1 + 2, F: 1 + 1
+
+
+def test_import_errors_name_the_file(tmp_path):
+    from ganforge.models.starganv2.official import import_official
+    from ganforge.train.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="named like"):
+        import_official(tmp_path / "G.ckpt", tmp_path / "run")
+    cfg = Starganv2ModelConfig(image_size=16, num_domains=2, w_hpf=1.0, base_dim=8, max_conv_dim=16)
+    _official_files(tmp_path / "expr", cfg, 10, with_fan=False)
+    with pytest.raises(CheckpointError, match="--fan wing.ckpt"):
+        import_official(tmp_path / "expr" / "000010_nets_ema.ckpt", tmp_path / "run")
+    torch.save({"state_dict": FAN().state_dict()}, tmp_path / "expr" / "wing.ckpt")  # found beside
+    assert import_official(tmp_path / "expr" / "000010_nets_ema.ckpt", tmp_path / "run").is_file()
+
+
+def test_architecture_is_read_off_official_tensors():
+    from ganforge.models.starganv2.official import official_model_config
+
+    for cfg in (Starganv2ModelConfig(image_size=256, num_domains=3, w_hpf=0.0),
+                Starganv2ModelConfig(image_size=32, num_domains=2, w_hpf=0.5, base_dim=8, max_conv_dim=32)):
+        nets = _networks(cfg)
+        states = {k: nets[n].state_dict() for k, n in (("generator", "G"), ("mapping_network", "F"),
+                                                         ("style_encoder", "E"))}
+        assert official_model_config(states) == cfg

@@ -55,7 +55,8 @@ EXAMPLES = {
         ganforge import stargan 200000-G.ckpt --out runs/mine --labels Black_Hair,Blond_Hair,Male
         ganforge import biggan weights/BigGAN_I128_hdf5_seed0_..._ema --out runs/biggan-138k   # config from state_dict.pth
         ganforge import biggan G_ema.pth --out runs/biggan --preset biggan/imagenet128_ch64
-        ganforge import storygan output/clevr_StoryGAN/Model/netG_epoch_120.pth --out runs/storygan-official""",
+        ganforge import storygan output/clevr_StoryGAN/Model/netG_epoch_120.pth --out runs/storygan-official
+        ganforge import starganv2 expr/checkpoints/afhq/100000_nets_ema.ckpt --out runs/starganv2-afhq""",
     "weights": """
         ganforge weights list                                # registered files and where each was found
         ganforge weights import ~/Downloads/pt_inception-2015-12-05-6726825d.pth
@@ -173,16 +174,18 @@ def _parser() -> argparse.ArgumentParser:
     tl.add_argument("--device", default="cpu")
 
     im = verb("import", "Import an official checkpoint into a ganforge run folder.")
-    im.add_argument("family", choices=["stargan", "biggan", "storygan"])
+    im.add_argument("family", choices=["stargan", "starganv2", "biggan", "storygan"])
     im.add_argument("checkpoint", help="stargan: 200000-G.ckpt (D is found beside it); biggan: the weights "
                                        "folder or G_ema.pth/G.pth (D, optimizers, state_dict.pth found beside it); "
-                                       "storygan: netG_epoch_N.pth (netD_im/netD_st_epoch_N or _last found beside it)")
+                                       "storygan: netG_epoch_N.pth (netD_im/netD_st_epoch_N or _last found beside it); "
+                                       "starganv2: 100000_nets_ema.ckpt (_nets, _optims and wing.ckpt found beside it)")
     im.add_argument("--discriminator", help="the D checkpoint (default: {iter}-D.ckpt beside the generator)")
     im.add_argument("--out", required=True, help="run folder to create")
     im.add_argument("--labels", help="comma-separated attribute names (default: the official five when c_dim is 5)")
     im.add_argument("--preset", help="preset for the rest of the config (default: stargan/celeba, biggan/imagenet128, "
                                      "storygan/clevr_sv)")
     im.add_argument("--image-size", type=int, default=128, help="used only without a discriminator checkpoint")
+    im.add_argument("--fan", help="starganv2: the FAN weights wing.ckpt, when the checkpoint has no 'fan' entry")
     im.add_argument("overrides", nargs="*", help="key=value for the run's config, e.g. data.path=/data/celeba")
 
     w = verb("weights", "List or import the pretrained weights that metrics use (never downloaded).")
@@ -593,6 +596,17 @@ def _story(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    if args.family != "starganv2" and args.fan:
+        raise ValueError("--fan is a StarGAN v2 option")
+    if args.family == "starganv2":
+        from ganforge.models.starganv2.official import import_official as import_starganv2
+
+        if args.discriminator or args.labels:
+            raise ValueError("--discriminator and --labels are StarGAN options; StarGAN v2's _nets.ckpt and "
+                             "_optims.ckpt are found beside the given file")
+        path = import_starganv2(args.checkpoint, args.out, args.preset, args.overrides, args.fan)
+        print(f"imported into {path}; try `ganforge export {args.out} --format onnx`")
+        return 0
     if args.family == "storygan":
         from ganforge.models.storygan.official import import_official as import_storygan
 

@@ -161,3 +161,9 @@ def read_official_state_dict(path: Path, what: str, key: str) -> dict[str, torch
     if not isinstance(state, dict) or key not in state:
         raise CheckpointError(f"'{path}' is not an official {what} state dict (no '{key}' key)")
     return state
+
+
+def first_load_problem(err: RuntimeError) -> str:
+    """The first concrete mismatch of a ``load_state_dict`` error (its first line is only a header)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return (lines[1] if len(lines) > 1 else lines[0] if lines else "")[:300]

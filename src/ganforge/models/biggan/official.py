@@ -23,7 +23,7 @@ import torch
 
 from ganforge.config import RunConfig, load_config, save_config, to_dict
 from ganforge.models.biggan.networks import BigganDiscriminator, BigganGenerator
-from ganforge.train.checkpoint import CheckpointError, save_checkpoint
+from ganforge.train.checkpoint import CheckpointError, first_load_problem, save_checkpoint
 
 GENERATOR_FILES = ("G_ema.pth", "G.pth")
 # Official flags with a value we cannot reproduce, and the values we can.
@@ -149,7 +149,7 @@ def import_official(path: str | Path, out_dir: str | Path, preset: str = "biggan
             networks["D"] = _load_into(BigganDiscriminator(cfg.model), _read(files["D"], "discriminator"))
     except RuntimeError as err:
         raise CheckpointError(f"the official weights do not fit the configured architecture (from "
-                              f"{'state_dict.pth' if sets else preset} and overrides): {_first_problem(err)}"
+                              f"{'state_dict.pth' if sets else preset} and overrides): {first_load_problem(err)}"
                               ) from None
     if ema_state is not None and not cfg.train.ema.enabled:
         cfg.train.ema.enabled = True  # G_ema.pth exists: keep it as the run's EMA
@@ -161,12 +161,6 @@ def import_official(path: str | Path, out_dir: str | Path, preset: str = "biggan
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     return save_checkpoint(out / "checkpoints", int(official.get("itr", 0)), state, keep_last=1)
-
-
-def _first_problem(err: RuntimeError) -> str:
-    """The first concrete mismatch of a load_state_dict error (its first line is only a header)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return (lines[1] if len(lines) > 1 else lines[0] if lines else "")[:300]
 
 
 def _load_into(net: torch.nn.Module, state: Any) -> dict[str, torch.Tensor]:
