@@ -199,6 +199,26 @@ def test_training_steps_the_official_networks_and_resumes_bit_for_bit(domain_dat
     resume(tmp_path / "b" / "run", ["train.steps=4"])
     assert_latest_checkpoints_equal(run, tmp_path / "b" / "run")
     check_exports(run, 3, tmp_path / "exports")  # (images, domains, z) -> images
+    _check_sample_mode(run, domain_data, tmp_path / "translations")
+
+
+def _check_sample_mode(run, data, out):
+    """`ganforge sample RUN --src --ref` writes the official reference grid, latent grid and video."""
+    import imageio_ffmpeg
+    from PIL import Image
+
+    assert main(["sample", str(run), "--src", str(data), "--ref", str(data), "--n", "4", "--per-domain", "2",
+                 "--out", str(out)]) == 0
+    # 4 sources; references 2 female + 2 male: a white corner and the sources, then a row per reference.
+    assert Image.open(out / "reference.png").size == (5 * 18 + 2, 5 * 18 + 2)
+    assert Image.open(out / "latent.png").size == (4 * 18 + 2, (1 + 2 * 2) * 18 + 2)  # sources + 2 z x 2 domains
+    frames = imageio_ffmpeg.read_frames(str(out / "video_ref.mp4"))
+    meta = next(frames)
+    # one 31-frame morph per domain (its two references), then the last frame 10 more times
+    assert meta["size"] == (16 + 32 + 4 * 16, 32) and sum(1 for _ in frames) == 2 * 31 + 10
+    # A --ref whose domain folders do not match the model's is refused (here: 1 folder, 'train').
+    assert main(["sample", str(run), "--src", str(data), "--ref", str(data.parent), "--out", str(out / "x")]) == 2
+    assert not (out / "x").exists()
 
 
 def test_config_errors_name_what_to_change(domain_data, tmp_path):

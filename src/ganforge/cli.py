@@ -26,6 +26,7 @@ EXAMPLES = {
         ganforge sample runs/demo --mode images --n 100 --out samples/
         ganforge sample runs/demo --mode interpolate --steps 10 --rows 4
         ganforge sample exported/ --n 16                 # an exported model works too
+        ganforge sample runs/starganv2 --src afhq/src --ref afhq/ref --n 8   # reference grid, latent grid, video
         ganforge sample runs/biggan --mode sheet --classes 0-9 --truncation 0.5   # one row per class
         ganforge sample runs/biggan --mode interpolate --interp y   # BigGAN's interpZ/interpY/interpZY sheets
         ganforge sample runs/imagenet --standing-stats 16 --n 16   # BN statistics averaged over 16 batches""",
@@ -116,7 +117,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--truncation", type=float, help="truncation trick: redraw z values beyond +-T (BigGAN)")
     s.add_argument("--standing-stats", type=int, default=0, metavar="N",
                    help="BigGAN: normalize with BN statistics averaged over N batches of samples")
-    s.add_argument("--out", help="output file (grid, interpolate, sheet) or folder (images)")
+    s.add_argument("--src", help="StarGAN v2: folder of source images (sub-folders allowed)")
+    s.add_argument("--ref", help="StarGAN v2: folder of reference images, one sub-folder per domain")
+    s.add_argument("--per-domain", type=int, default=10, help="StarGAN v2: latent codes per domain")
+    s.add_argument("--no-video", action="store_true", help="StarGAN v2: skip the interpolation video")
+    s.add_argument("--out", help="output file (grid, interpolate, sheet) or folder (images; StarGAN v2)")
     s.add_argument("--device", default="cpu")
 
     e = verb("export", "Export the generator as safetensors, TorchScript or ONNX.")
@@ -281,6 +286,21 @@ def _print_dry_run(report: dict) -> None:
     print(f"  peak memory: {mib / 2**20:.0f} MiB" if mib else "  peak memory: not measurable here")
 
 
+def _sample_starganv2(args: argparse.Namespace, gen: Any) -> int:
+    from ganforge.models.starganv2.sampling import sample_from_folders
+
+    if not args.src or not args.ref:
+        raise ValueError(f"'{args.source}' is a StarGAN v2 model: it translates images. Give --src IMAGES and --ref "
+                         f"DOMAIN_FOLDERS (one sub-folder per domain), as the official sample mode")
+    src = Path(args.source)
+    out = Path(args.out) if args.out else (src if src.is_dir() else src.parent) / "translations"
+    written = sample_from_folders(gen.net, args.src, args.ref, out, limit=args.n, per_domain=args.per_domain,
+                                  seed=args.seed, device=args.device, video=not args.no_video)
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return 0
+
+
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
@@ -289,9 +309,7 @@ def _sample(args: argparse.Namespace) -> int:
 
     gen = load(args.source, weights=args.weights, device=args.device)
     if gen.family == "starganv2":
-        raise ValueError(f"'{args.source}' is a StarGAN v2 model: it translates images. Reference- and latent-guided "
-                         f"sampling from folders (--src/--ref) is not built yet; the run's training sheets are in "
-                         f"its samples/ folder, and `ganforge export` writes a generator taking (images, domains, z)")
+        return _sample_starganv2(args, gen)
     if getattr(gen.net, "needs_input_image", False):
         raise ValueError(f"'{args.source}' is a {gen.family} model: it translates images rather than sampling "
                          f"from noise. Use `ganforge translate {args.source} --input IMAGES`.")
