@@ -500,6 +500,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ganforge.registry import get_family
 
     source = open_source(args.source, args.weights, args.overrides, args.device)
+    if source.generator.family == "starganv2":
+        raise ValueError("StarGAN v2's evaluation (FID and LPIPS per domain pair, latent and reference guided) is "
+                         "not built yet; `ganforge sample RUN --src DIR --ref DIR` writes its translations")
     family_eval = get_family(source.generator.family).evaluation_for(source.dataset)
     if args.classifier:
         if not hasattr(family_eval, "classifier"):
