@@ -241,3 +241,32 @@ def test_ema_copies_before_start_then_averages():
 
 def test_linear_decay_schedule():
     assert [linear_decay(s, 10, 6) for s in (0, 5, 6, 8, 10)] == [1.0, 1.0, 1.0, 0.5, 0.0]
+
+
+def test_out_of_memory_names_the_largest_batch_that_fits(tmp_path, monkeypatch):
+    """A device OOM (simulated: more than 2 samples per micro-batch) becomes an error naming the probed
+    batch and the accumulation that keeps the effective batch; nothing is written by the probe."""
+    from ganforge.train.memory import BatchTooLarge, candidate_batches
+    from ganforge.train.trainer import Trainer
+
+    real_step = Trainer.train_step
+    tried: list[int] = []
+
+    def limited(self, *args, **kwargs):
+        tried.append(self.local_batch)
+        if self.local_batch > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train_step", limited)
+    cfg = load_config("wgan_gp/shapes", tiny_overrides(tmp_path, **{"train.batch_size": 8}))
+    with pytest.raises(BatchTooLarge, match=r"batch_size=8 does not fit.*largest batch that fits is 2 .*"
+                                            r"train.grad_accum=4 \(micro-batches of 2\)"):
+        train(cfg)
+    assert tried == [8, 4, 2]
+    assert not list(tmp_path.rglob("*.pt"))  # the probe writes nothing
+    assert candidate_batches(24, 2) == [12, 6, 2] and candidate_batches(8, 1) == [4, 2, 1]
+    # An error that is not about memory passes through unchanged.
+    monkeypatch.setattr(Trainer, "train_step", lambda self, *a, **k: (_ for _ in ()).throw(KeyError("x")))
+    with pytest.raises(KeyError):
+        train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path / "b")))

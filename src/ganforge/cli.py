@@ -685,12 +685,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ganforge.metrics.weights import WeightsError
     from ganforge.registry import RegistryError
     from ganforge.train.checkpoint import CheckpointError
+    from ganforge.train.memory import BatchTooLarge
     from ganforge.train.trainer import TrainingDiverged
 
     try:
         return HANDLERS[args.verb](args)
     except (ConfigError, DataError, RegistryError, CheckpointError, FileExistsError, FileNotFoundError,
-            EvalError, WeightsError) as err:
+            EvalError, WeightsError, BatchTooLarge) as err:
         print(f"ganforge {args.verb}: error: {err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from ganforge.config import RunConfig, save_config, to_dict
+from ganforge.config import ConfigError, RunConfig, save_config, to_dict
 from ganforge.data import build_dataset, build_loader
 from ganforge.paths import safe_name
 from ganforge.registry import get_family
@@ -39,6 +39,7 @@ from ganforge.sample.grid import generate, save_grid
 from ganforge.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from ganforge.train.ema import make_ema, update_ema
 from ganforge.train.logger import RunLogger
+from ganforge.train.memory import explain, free_device_memory, is_out_of_memory, probe_largest_batch
 from ganforge.train.phases import Recipe, RecipeContext, count_parameters
 from ganforge.train.schedules import linear_decay
 
@@ -507,11 +508,44 @@ def prepare_run_dir(cfg: RunConfig) -> Path:
     return run_dir
 
 
+def _fit(cfg: RunConfig, make: Callable[[], Trainer]) -> TrainResult:
+    """Build a trainer and fit it; a device out-of-memory becomes a BatchTooLarge error naming the
+    largest batch that fits (probed after the failing trainer is released)."""
+    trainer = make()
+    try:
+        return trainer.fit()
+    except Exception as err:
+        if not is_out_of_memory(err):
+            raise
+        device, world_size = trainer.device, trainer.dist.world_size
+    del trainer  # the exception and its frames are gone too: the memory can be returned
+    free_device_memory()
+    largest = probe_largest_batch(cfg, _one_step_fits) if world_size == 1 else None
+    raise explain(cfg, device, world_size, largest)
+
+
+def _one_step_fits(cfg: RunConfig) -> bool:
+    """Whether one training step of ``cfg`` runs (no run folder, nothing written)."""
+    trainer = None
+    try:
+        trainer = Trainer(cfg, None)
+        trainer.train_step(phase_repeats=1)
+        return True
+    except Exception as err:
+        if is_out_of_memory(err) or isinstance(err, ConfigError):  # e.g. a batch too small for the recipe
+            return False
+        raise
+    finally:
+        if trainer is not None:
+            trainer.stream.close()
+        trainer = None  # released before the next, smaller try
+        free_device_memory()
+
+
 def train(cfg: RunConfig, step_hook: Callable[[Trainer, int], None] | None = None) -> TrainResult:
     """Start a new run from a resolved config."""
     run_dir = prepare_run_dir(cfg)
-    trainer = Trainer(cfg, run_dir, step_hook=step_hook)
-    return trainer.fit()
+    return _fit(cfg, lambda: Trainer(cfg, run_dir, step_hook=step_hook))
 
 
 def resume(run_dir: str | Path, overrides: list[str] | None = None,
@@ -530,5 +564,4 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None,
         raise CheckpointError(f"'{run_dir}' has no checkpoint to resume from (folder '{run_dir / 'checkpoints'}')")
     if overrides and env_info().is_main:
         save_config(cfg, cfg_path)
-    trainer = Trainer(cfg, run_dir, resume_from=ckpt, step_hook=step_hook)
-    return trainer.fit()
+    return _fit(cfg, lambda: Trainer(cfg, run_dir, resume_from=ckpt, step_hook=step_hook))
