@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-from pathlib import Path
 
 import torch
 
@@ -23,8 +21,7 @@ from ganforge.config import load_config
 from ganforge.load import generator_from_checkpoint
 from ganforge.metrics.evaluate import Evaluator
 from ganforge.train.checkpoint import latest_checkpoint, load_checkpoint
-from ganforge.train.trainer import train
-from runlog import minutes_at  # benchmarks/runlog.py
+from runlog import existing_or_new_run, minutes_at  # benchmarks/runlog.py
 
 
 def main() -> None:
@@ -33,12 +30,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=2000, help="images for the final evaluation")
     p.add_argument("--out-dir", default="runs")
     args = p.parse_args()
-    if args.run:
-        run = Path(args.run)
-    else:
-        run = Path(args.out_dir) / "bench-biggan-shapes"
-        shutil.rmtree(run, ignore_errors=True)
-        train(load_config("biggan/shapes", [f"name={run.name}", f"out_dir={args.out_dir}", "train.progress=false"]))
+    run = existing_or_new_run(args.run, "biggan/shapes", args.out_dir)
     minutes = minutes_at(run)
     print("step | minutes | class_acc | oracle_fid | oracle_precision | oracle_recall")
     real = {}

@@ -1,9 +1,23 @@
-"""Reading a run's logs for the benchmark scripts."""
+"""Runs for the benchmark scripts: an existing one, or a fresh one of a preset; reading their logs."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+
+
+def existing_or_new_run(run: str | None, preset: str, out_dir: str) -> Path:
+    """``run`` when given; otherwise train ``preset`` afresh into ``out_dir/bench-<family>-<name>``."""
+    if run:
+        return Path(run)
+    from ganforge.config import load_config
+    from ganforge.train.trainer import train
+
+    path = Path(out_dir) / f"bench-{preset.replace('/', '-')}"
+    shutil.rmtree(path, ignore_errors=True)
+    train(load_config(preset, [f"name={path.name}", f"out_dir={out_dir}", "train.progress=false"]))
+    return path
 
 
 def minutes_at(run: Path) -> dict[int, float]:

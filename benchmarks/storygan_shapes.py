@@ -13,19 +13,16 @@ minutes of training it took.
 from __future__ import annotations
 
 import argparse
-import shutil
-from pathlib import Path
 
 import torch
 
-from ganforge.config import load_config, load_yaml, resolve
+from ganforge.config import load_yaml, resolve
 from ganforge.data import build_dataset
 from ganforge.load import generator_from_checkpoint
 from ganforge.metrics.evaluate import Evaluator
 from ganforge.models.storygan.evaluate import StoryganEvaluation
 from ganforge.train.checkpoint import load_checkpoint
-from ganforge.train.trainer import train
-from runlog import minutes_at  # benchmarks/runlog.py
+from runlog import existing_or_new_run, minutes_at  # benchmarks/runlog.py
 
 
 def main() -> None:
@@ -34,12 +31,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=200, help="stories per evaluation")
     p.add_argument("--out-dir", default="runs")
     args = p.parse_args()
-    if args.run:
-        run = Path(args.run)
-    else:
-        run = Path(args.out_dir) / "bench-storygan-shapes"
-        shutil.rmtree(run, ignore_errors=True)
-        train(load_config("storygan/shapes", [f"name={run.name}", f"out_dir={args.out_dir}", "train.progress=false"]))
+    run = existing_or_new_run(args.run, "storygan/shapes", args.out_dir)
     cfg = resolve(load_yaml((run / "config.yaml").read_text()))
     dataset = build_dataset(cfg.data, cfg.runtime.seed)
     ev = Evaluator(dataset, "story", args.n, batch_size=50, family_eval=StoryganEvaluation(dataset))

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -20,6 +24,16 @@ def tiny_overrides(out_dir: Path, **extra) -> list[str]:
         "train.tensorboard": False, "runtime.deterministic": True, "runtime.device": "cpu",
     }
     base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+def short_run(out_dir: Path, family: dict, **extra) -> list[str]:
+    """Overrides for a 4-step CPU run named ``run`` under ``out_dir`` (batch 4, log every step, samples and
+    checkpoints every 2, deterministic), with the family's small-network ``family`` settings and ``extra``."""
+    base = {"out_dir": str(out_dir), "name": "run", "data.num_workers": 0, "train.batch_size": 4,
+            "train.steps": 4, "train.log_every": 1, "train.sample_every": 2, "train.ckpt_every": 2,
+            "train.progress": False, "train.tensorboard": False, "runtime.deterministic": True,
+            "runtime.device": "cpu", **family, **extra}
     return [f"{k}={v}" for k, v in base.items()]
 
 
@@ -106,7 +120,7 @@ def fill_by_key_order(module, seed: int, std: float = 0.05) -> None:
                 tensor.copy_(torch.randn(tensor.shape, generator=gen) * std)
 
 
-def face_like_heatmaps(batch: int, seed: int) -> "torch.Tensor":
+def face_like_heatmaps(batch: int, seed: int) -> torch.Tensor:
     """98 Gaussian blobs (sigma 4 px) at seeded positions on a 256 px grid: sparse, like real heatmaps."""
     import torch
 
@@ -117,7 +131,7 @@ def face_like_heatmaps(batch: int, seed: int) -> "torch.Tensor":
     return torch.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * 4.0 ** 2))
 
 
-def fan_probe() -> "tuple[torch.Tensor, torch.Tensor]":
+def fan_probe() -> tuple[torch.Tensor, torch.Tensor]:
     """The FAN's input (2 images in [0, 1] at 256 px) and 4,096 positions of its output to compare."""
     import torch
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gfhelpers import REPO, assert_latest_checkpoints_equal, check_exports
+from gfhelpers import REPO, assert_latest_checkpoints_equal, check_exports, short_run
 from ganforge.cli import main
 from ganforge.config import ConfigError, load_config
 from ganforge.data import build_dataset, write_dataset
@@ -174,13 +174,9 @@ def test_shapes_attributes_view():
 
 
 def tiny(tmp_path, **extra):
-    base = {"out_dir": str(tmp_path), "name": "run", "model.g_conv_dim": 8, "model.d_conv_dim": 8,
-            "model.g_repeat_num": 1, "model.d_repeat_num": 4, "data.length": 64, "data.num_workers": 0,
-            "train.batch_size": 4, "train.steps": 4, "train.log_every": 1, "train.sample_every": 2,
-            "train.ckpt_every": 2, "train.progress": False, "train.tensorboard": False, "recipe.n_critic": 2,
-            "recipe.sample_images": 3, "runtime.deterministic": True, "runtime.device": "cpu"}
-    base.update(extra)
-    return [f"{k}={v}" for k, v in base.items()]
+    return short_run(tmp_path, {"model.g_conv_dim": 8, "model.d_conv_dim": 8, "model.g_repeat_num": 1,
+                                "model.d_repeat_num": 4, "data.length": 64, "recipe.n_critic": 2,
+                                "recipe.sample_images": 3}, **extra)
 
 
 @pytest.fixture(scope="module")

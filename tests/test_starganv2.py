@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gfhelpers import (REPO, SHARED_DATA, assert_latest_checkpoints_equal, check_exports, face_like_heatmaps,
-                       fan_probe, fill_by_key_order)
+                       fan_probe, fill_by_key_order, short_run)
 from ganforge.cli import main
 from ganforge.config import ConfigError, load_config
 from ganforge.data.domains import DomainFolderDataset, DomainTrainingPairs, random_resized_box
@@ -161,14 +161,9 @@ def test_domains_dataset_picks_train_or_val_and_names_bad_folders(tmp_path):
 
 
 def tiny(out, data_path, **extra) -> list[str]:
-    base = {"out_dir": str(out), "name": "run", "data.path": str(data_path), "model.image_size": 16,
-            "data.image_size": 16, "model.base_dim": 8, "model.max_conv_dim": 16, "model.num_domains": 2,
-            "train.batch_size": 4, "train.steps": 4, "train.log_every": 1, "train.sample_every": 2,
-            "train.ckpt_every": 2, "train.progress": False, "train.tensorboard": False, "data.num_workers": 0,
-            "runtime.device": "cpu", "runtime.deterministic": True, "recipe.ds_iter": 4,
-            "recipe.sample_images": 3}
-    base.update(extra)
-    return [f"{k}={v}" for k, v in base.items()]
+    return short_run(out, {"data.path": str(data_path), "model.image_size": 16, "data.image_size": 16,
+                           "model.base_dim": 8, "model.max_conv_dim": 16, "model.num_domains": 2,
+                           "recipe.ds_iter": 4, "recipe.sample_images": 3}, **extra)
 
 
 @pytest.fixture(scope="module")

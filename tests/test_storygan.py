@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from gfhelpers import (PYTHON, REPO, SHARED_DATA, assert_latest_checkpoints_equal, check_exports,
-                       python_env)
+                       python_env, short_run)
 from ganforge.cli import main
 from ganforge.config import ConfigError, load_config
 from ganforge.data import write_dataset
@@ -227,13 +227,8 @@ def test_shapes_story_view_and_the_clevr_sv_writer(tmp_path):
 
 
 def tiny(out, **extra) -> list[str]:
-    base = {"out_dir": str(out), "name": "run", "model.gf_dim": 2, "model.df_dim": 2, "data.length": 12,
-            "data.num_workers": 0, "train.batch_size": 4, "recipe.image_batch_size": 6, "train.steps": 4,
-            "train.log_every": 1, "train.sample_every": 2, "train.ckpt_every": 2, "train.progress": False,
-            "train.tensorboard": False, "recipe.sample_stories": 3, "runtime.deterministic": True,
-            "runtime.device": "cpu", "runtime.precision": "fp32"}
-    base.update(extra)
-    return [f"{k}={v}" for k, v in base.items()]
+    return short_run(out, {"model.gf_dim": 2, "model.df_dim": 2, "data.length": 12, "recipe.image_batch_size": 6,
+                           "recipe.sample_stories": 3, "runtime.precision": "fp32"}, **extra)
 
 
 @pytest.fixture(scope="module")

@@ -55,6 +55,24 @@ def random_resized_box(width: int, height: int, rng: np.random.Generator,
     return (width - w) // 2, (height - h) // 2, w, h
 
 
+def read_square(path: Path, size: int, rng: np.random.Generator | None = None, crop_prob: float = 0.5,
+                flip: bool = True) -> torch.Tensor:
+    """An image as (3, size, size) in [-1, 1]: resized to a square (the official test transform); with
+    ``rng``, the official training transform (random resized crop with ``crop_prob``, resize, flip)."""
+    try:
+        with Image.open(path) as img:
+            img = to_mode(img, 3)
+            if rng is not None and rng.random() < crop_prob:
+                left, top, w, h = random_resized_box(img.width, img.height, rng)
+                img = img.crop((left, top, left + w, top + h))
+            arr = np.asarray(img.resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    except OSError as err:
+        raise DataError(f"cannot read image '{path}': {err}") from None
+    if rng is not None and flip and rng.random() < 0.5:
+        arr = arr[:, ::-1]
+    return torch.from_numpy(np.array(arr, dtype=np.uint8, order="C")).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
 class DomainFolderDataset:
     """Images of ``<root>/<domain>/`` with their domain index (domains in sorted folder order)."""
 
@@ -73,20 +91,8 @@ class DomainFolderDataset:
 
     def load(self, index: int, rng: np.random.Generator | None) -> torch.Tensor:
         """Image ``index`` as (3, size, size) in [-1, 1], transformed as the official loader does."""
-        path = self.root / self.index.files[index]
-        try:
-            with Image.open(path) as img:
-                img = to_mode(img, 3)
-                if self.augment and rng is not None and rng.random() < self.crop_prob:
-                    left, top, w, h = random_resized_box(img.width, img.height, rng)
-                    img = img.crop((left, top, left + w, top + h))
-                img = img.resize((self.image_size, self.image_size), Image.BILINEAR)
-                arr = np.asarray(img, dtype=np.uint8)
-        except OSError as err:
-            raise DataError(f"cannot read image '{path}': {err}") from None
-        if self.augment and self.flip and rng is not None and rng.random() < 0.5:
-            arr = arr[:, ::-1]
-        return torch.from_numpy(np.array(arr, dtype=np.uint8, order="C")).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+        aug = rng if self.augment else None
+        return read_square(self.root / self.index.files[index], self.image_size, aug, self.crop_prob, self.flip)
 
     def get(self, index: int, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
         return {"image": self.load(index, rng), "label": torch.tensor(self.index.labels[index], dtype=torch.long)}

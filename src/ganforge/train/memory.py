@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import copy
 import gc
-import logging
 from typing import Any, Callable
 
 import torch
-
-log = logging.getLogger(__name__)
 
 _OOM_TYPES = tuple(t for t in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None))
                    if isinstance(t, type))
@@ -61,7 +58,6 @@ def probe_largest_batch(cfg: Any, fits: Callable[[Any], bool]) -> int | None:
     for batch in candidate_batches(tr.batch_size, tr.grad_accum):
         trial = copy.deepcopy(cfg)
         trial.train.batch_size = batch
-        free_device_memory()
         if fits(trial):
             return batch
     return None

@@ -145,6 +145,8 @@ def import_official(path: str | Path, out_dir: str | Path, preset: str | None = 
     cfg: RunConfig = load_config(preset, [*sets, *overrides])
     fan = fan or cfg.recipe.fan_weights or next(
         (str(p) for p in (path.with_name("wing.ckpt"), path.parent.parent / "wing.ckpt") if p.is_file()), None)
+    if fan and cfg.model.w_hpf > 0:
+        cfg.recipe.fan_weights = str(fan)  # resume rebuilds the recipe, which loads the FAN from it
     networks: dict[str, Any] = {}
     ema = _translator_state(ema_nets, cfg.model, fan, files["nets_ema"]) if ema_nets else None
     networks["G"] = _translator_state(raw_nets, cfg.model, fan, files["nets"]) if raw_nets else ema
@@ -163,9 +165,6 @@ def import_official(path: str | Path, out_dir: str | Path, preset: str | None = 
         if "discriminator" not in optims:
             raise CheckpointError(f"'{files['optims']}' has no 'discriminator' optimizer")
         state["optimizers"] = {"G": merge_optimizers(optims, files["optims"]), "D": optims["discriminator"]}
-    if fan and cfg.model.w_hpf > 0:
-        cfg.recipe.fan_weights = str(fan)
-        state["config"] = to_dict(cfg)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     return save_checkpoint(out / "checkpoints", iteration, state, keep_last=1)

@@ -165,7 +165,7 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
         return {"latent": latent_grid(net, fixed[0], z_fixed, m.num_domains, ctx.device)}
 
     return Recipe(networks={"G": T, "D": D}, optimizers={"G": opt_g, "D": opt_d}, phases=phases,
-                  lr_schedule=lambda step: 1.0, sample=sample, extra_samples=extra_samples,
+                  sample=sample, extra_samples=extra_samples,
                   train_data=DomainTrainingPairs(data, seed=cfg.runtime.seed))
 
 

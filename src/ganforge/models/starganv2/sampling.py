@@ -134,19 +134,10 @@ def write_video(frames: torch.Tensor, path: Path, fps: int = 15) -> Path:
 def _folder_images(root: Path, size: int, limit: int) -> torch.Tensor:
     """Up to ``limit`` images under ``root`` (recursive, sorted), resized to size x size (the official
     test transform)."""
+    from ganforge.data.domains import read_square
     from ganforge.data.image_folder import build_index
 
-    index = build_index(root)
-    files = index.files[:limit]
-    return torch.stack([_load_resized(root / f, size) for f in files])
-
-
-def _load_resized(path: Path, size: int) -> torch.Tensor:
-    from ganforge.data.images import to_mode
-
-    with Image.open(path) as img:
-        arr = np.array(to_mode(img, 3).resize((size, size), Image.BILINEAR), dtype=np.uint8)
-    return torch.from_numpy(arr).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    return torch.stack([read_square(root / f, size) for f in build_index(root).files[:limit]])
 
 
 def sample_from_folders(net: Starganv2Translator, src: str | Path, ref: str | Path, out: str | Path, limit: int = 32,

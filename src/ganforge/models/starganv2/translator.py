@@ -30,9 +30,6 @@ class Starganv2Translator(nn.Module):
         self.style_encoder = StyleEncoder(cfg)
         self.fan = FAN() if cfg.w_hpf > 0 else None
 
-    # ``ganforge sample`` draws from noise; this model translates images (see its message).
-    needs_input_image = True
-
     def make_inputs(self, n: int, generator: torch.Generator | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Example inputs for export and shape checks: images in [-1, 1], target domains, latent codes."""
