@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -344,3 +345,101 @@ def test_architecture_is_read_off_official_tensors():
         states = {k: nets[n].state_dict() for k, n in (("generator", "G"), ("mapping_network", "F"),
                                                          ("style_encoder", "E"))}
         assert official_model_config(states) == cfg
+
+
+# ----------------------------------------------------------------------------------------------
+# the shapes domains view and the evaluation
+
+
+def test_shapes_domain_view_reads_like_a_domain_folder_and_writes_one(tmp_path):
+    from ganforge.data import build_dataset
+    from ganforge.data.shapes import SHAPES
+    from ganforge.data.shapes_domains import ShapesDomainDataset
+    from ganforge.metrics.oracle import read_striped
+
+    cfg = load_config("starganv2/shapes", ["data.length=60", "data.image_size=16", "model.image_size=16"])
+    train_view = build_dataset(cfg.data)
+    val_view = build_dataset(dataclasses.replace(cfg.data, split="test"))
+    assert isinstance(train_view, ShapesDomainDataset) and (len(train_view), len(val_view)) == (60, 6)
+    assert train_view.domains == list(SHAPES) and [len(m) for m in train_view.by_domain] == [20, 20, 20]
+    scenes = [train_view.scene(i).objects[0] for i in range(60)]
+    assert [o.shape for o in scenes] == list(train_view.labels)  # the domain is the shape
+    assert {o.texture for o in scenes} == {0, 1}  # both textures occur
+    positions = {(o.x, o.y) for o in scenes}
+    assert not positions & {(o.x, o.y) for o in (val_view.scene(i).objects[0] for i in range(6))}  # disjoint splits
+    at_32 = ShapesDomainDataset(60, 32, augment=False)  # the texture reader needs 32 px or more
+    images = torch.stack([at_32.load(i, None) for i in range(60)])
+    assert torch.equal(read_striped(images), torch.tensor([o.texture == 1 for o in scenes]))
+    augmented = train_view.get(0, np.random.default_rng(1))
+    assert augmented["image"].shape == (3, 16, 16) and int(augmented["label"]) == 0
+    assert not val_view.augment and train_view.augment
+
+    out = tmp_path / "written"
+    assert main(["data", "write", "shapes", "--format", "domains", "--view", "domains", "--out", str(out),
+                 "--count", "30", "--image-size", "16"]) == 0
+    written = DomainFolderDataset(out / "train", image_size=16, augment=False)
+    assert written.domains == sorted(SHAPES) and len(written) == 30
+    assert len(DomainFolderDataset(out / "val", image_size=16, augment=False)) == 3
+    # PNG is lossless: the folder holds exactly the view's pixels (triangle images 2, 5, ...).
+    view = ShapesDomainDataset(30, 16, augment=False)
+    first_triangle = written.by_domain[written.domains.index("triangle")][0]
+    assert torch.equal(written.load(int(first_triangle), None), view.load(2, None))
+    assert main(["data", "write", "shapes", "--format", "domains", "--out", str(tmp_path / "bad")]) == 2
+
+
+class _CopyTranslator(torch.nn.Module):
+    """A stand-in whose output is its style: the reference itself (reference guidance), or the source
+    (latent guidance), so every oracle verdict is known."""
+
+    def __init__(self, image_size: int, source_for_latent: dict):
+        super().__init__()
+        self.model_config = Starganv2ModelConfig(image_size=image_size, num_domains=3, latent_dim=4)
+        self.source_for_latent = source_for_latent
+        self.mapping_network = lambda z, y: self.source_for_latent["x"]
+        self.style_encoder = lambda ref, y: ref
+        self.generator = lambda x, s, masks: s
+
+    def masks(self, x):
+        self.source_for_latent["x"] = x
+        return None
+
+
+def test_starganv2_evaluation_names_tasks_as_official_and_reads_shapes_with_the_oracle(shapes_oracle):
+    from ganforge.data.shapes_domains import ShapesDomainDataset
+    from ganforge.metrics.evaluate import EvalError
+    from ganforge.metrics.inception import build_inception
+    from ganforge.metrics.perceptual import build_lpips
+    from ganforge.models.starganv2.evaluate import Starganv2EvalConfig, Starganv2Evaluation
+    import torchvision
+
+    train_view = ShapesDomainDataset(30, 32, augment=False)
+    val_view = ShapesDomainDataset(12, 32, split="test", augment=False)
+    cfg = Starganv2EvalConfig(metrics=("fid", "lpips", "oracle"), num_outs=3, sources=2, batch_size=2)
+    torch.manual_seed(0)
+    lpips = build_lpips("alex", backbone_state=torchvision.models.alexnet().state_dict())
+    evaluation = Starganv2Evaluation(train_view, val_view, cfg, inception=build_inception(None), lpips=lpips,
+                                     oracle=shapes_oracle)
+    result = evaluation.run(_CopyTranslator(32, {}))
+    tasks = [f"{s}2{t}" for t in ("circle", "square", "triangle") for s in ("circle", "square", "triangle") if s != t]
+    for mode in ("latent", "reference"):
+        fids = [result.values[f"FID_{mode}/{task}"] for task in tasks]
+        assert result.values[f"FID_{mode}/mean"] == pytest.approx(np.mean(fids))
+        assert all(np.isfinite(fids))
+    # Latent guidance returns the source 3 times: no diversity; references differ from each other.
+    assert result.values["LPIPS_latent/mean"] == pytest.approx(0.0, abs=1e-6)
+    assert result.values["LPIPS_reference/mean"] > 0.01
+    # The source keeps its own shape, pose and color; the reference has the target shape, its color and texture.
+    assert result.values["oracle_latent/domain_acc"] == 0.0 and result.values["oracle_latent/pose_kept"] == 1.0
+    assert result.values["oracle_latent/colors_per_source"] == 1.0
+    assert result.values["oracle_reference/domain_acc"] == 1.0
+    assert result.values["oracle_reference/color_taken"] == 1.0 and result.values["oracle_reference/texture_taken"] == 1.0
+    assert "circle2square" in result.table() and "FID_reference" in result.table()
+    again = Starganv2Evaluation(train_view, val_view, cfg, inception=build_inception(None), lpips=lpips,
+                                oracle=shapes_oracle).run(_CopyTranslator(32, {}))
+    assert again.values == result.values  # fixed seeds: the same numbers
+
+    with pytest.raises(EvalError, match="LPIPS diversity .* num_outs=1"):
+        Starganv2Evaluation(train_view, val_view, Starganv2EvalConfig(metrics=("lpips",), num_outs=1), lpips=lpips)
+    with pytest.raises(EvalError, match="domains are female, male"):
+        folder_like = type("D", (), {"domains": ["female", "male"], "by_domain": [[0], [1]]})()
+        Starganv2Evaluation(folder_like, folder_like, Starganv2EvalConfig(metrics=("oracle",)))

@@ -42,7 +42,9 @@ EXAMPLES = {
         ganforge evaluate runs/stargan-shapes --metrics translation,oracle --n 500   # target accuracy, preservation
         ganforge evaluate runs/stargan-celeba --metrics fid data.split=test          # translations of the test split
         ganforge evaluate runs/storygan --metrics story --n 24 data.story_range=[172,196]   # SSIM on the test stories
-        ganforge evaluate runs/pororo --metrics story --n 500 data.split=test --classifier classifier.pt""",
+        ganforge evaluate runs/pororo --metrics story --n 500 data.split=test --classifier classifier.pt
+        ganforge evaluate runs/starganv2-afhq --metrics fid,lpips --batch-size 32   # per domain pair, both guidances
+        ganforge evaluate runs/starganv2-shapes --metrics oracle,lpips --n 100     # target shape, reference color""",
     "translate": """
         ganforge translate runs/stargan --input photos/            # one column per attribute, as the official test
         ganforge translate runs/stargan --input face.jpg --attrs Blond_Hair --attrs Male=0,Young=1
@@ -74,6 +76,7 @@ EXAMPLES = {
         ganforge data write shapes --format cifar --out shapes_cifar --count 1000 --image-size 32 --view class
         ganforge data write shapes --format celeba --view attributes --out shapes_celeba --count 4000 --image-size 128
         ganforge data write shapes --format clevr_sv --view story --out shapes_stories --count 500
+        ganforge data write shapes --format domains --view domains --out shapes_domains --count 3000 --image-size 32
         ganforge data pack wgan_gp/image_folder data.path=/data/faces --out faces64.h5""",
 }
 
@@ -133,13 +136,20 @@ def _parser() -> argparse.ArgumentParser:
     v = verb("evaluate", "Measure a run or checkpoint: FID, IS, KID, precision/recall, density/coverage, oracle.")
     v.add_argument("source", help="run folder or checkpoint .pt")
     v.add_argument("overrides", nargs="*", help="key=value applied to the run's config, e.g. data.path=/data/test")
-    v.add_argument("--metrics", default="oracle",
+    v.add_argument("--metrics", default=None,
                    help="comma-separated: fid,is,kid,pr,dc,oracle,class,translation,story (default: oracle; class: "
                         "class-conditional models on the shapes class view; translation: StarGAN on the "
-                        "shapes attributes view; story: StoryGAN, --n stories)")
+                        "shapes attributes view; story: StoryGAN, --n stories). StarGAN v2: fid,lpips,oracle per "
+                        "domain pair (default fid,lpips; oracle on the shapes domains view)")
     v.add_argument("--classifier", help="story metrics on Pororo-SV: a character classifier (TorchScript, or an "
                                         "Inception-v3 state dict with 9 outputs) for char_acc/char_f1")
-    v.add_argument("--n", type=int, default=1000, help="generated images (and real images per real set)")
+    v.add_argument("--n", type=int, default=None,
+                   help="generated images (and real images per real set), default 1000; StarGAN v2: source images "
+                        "per domain (default: every validation image, as the official evaluation)")
+    v.add_argument("--outs", type=int, default=10, help="StarGAN v2: outputs per source image (official 10)")
+    v.add_argument("--modes", default="latent,reference", help="StarGAN v2: guidance modes to evaluate")
+    v.add_argument("--lpips-backbone", help="StarGAN v2: AlexNet weights alexnet-owt-7be5be79.pth for LPIPS "
+                                            "(default: registry lookup)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--weights", choices=["ema", "raw"], default="ema")
     v.add_argument("--batch-size", type=int, default=100)
@@ -214,15 +224,18 @@ def _parser() -> argparse.ArgumentParser:
     di.add_argument("preset")
     di.add_argument("overrides", nargs="*")
     di.add_argument("--preview", help="PNG path for a grid of the first 64 images")
-    dw = dsub.add_parser("write", help="write the built-in shapes as image_folder, cifar, hdf5, celeba or clevr_sv")
+    dw = dsub.add_parser("write", help="write the built-in shapes as image_folder, cifar, hdf5, celeba, clevr_sv or "
+                                       "domains")
     dw.add_argument("dataset", choices=["shapes"])
-    dw.add_argument("--format", choices=["image_folder", "cifar", "hdf5", "celeba", "clevr_sv"], required=True)
+    dw.add_argument("--format", choices=["image_folder", "cifar", "hdf5", "celeba", "clevr_sv", "domains"], required=True)
     dw.add_argument("--out", required=True)
     dw.add_argument("--count", type=int, default=1000)
     dw.add_argument("--image-size", type=int, default=64)
-    dw.add_argument("--view", choices=["unconditional", "class", "attributes", "story"], default="unconditional",
+    dw.add_argument("--view", choices=["unconditional", "class", "attributes", "story", "domains"],
+                    default="unconditional",
                     help="attributes: CelebA-style binary labels (write with --format celeba); story: 4-frame "
-                         "stories, --count of them (write with --format clevr_sv)")
+                         "stories, --count of them (write with --format clevr_sv); domains: StarGAN v2's "
+                         "train/<shape>/ and val/<shape>/ folders (write with --format domains)")
     dp = dsub.add_parser("pack", help="decode a configured dataset into one HDF5 file")
     dp.add_argument("preset")
     dp.add_argument("overrides", nargs="*")
@@ -281,7 +294,7 @@ def _print_dry_run(report: dict) -> None:
         print(f"  {net} module outputs:")
         for mod, kind, shape in rows:
             print(f"    {mod:<14} {kind:<22} {shape}")
-    print(f"  losses: " + ", ".join(f"{k}={v:.4g}" for k, v in report["losses"].items()))
+    print("  losses: " + ", ".join(f"{k}={v:.4g}" for k, v in report["losses"].items()))
     print(f"  step time: {report['step_s']:.3f} s (first step, with warm-up: {report['first_step_s']:.3f} s)")
     print(f"  peak memory: {mib / 2**20:.0f} MiB" if mib else "  peak memory: not measurable here")
 
@@ -444,11 +457,16 @@ def _data(args: argparse.Namespace) -> int:
     from ganforge.data import build_dataset, write_dataset
     from ganforge.data.hdf5 import pack_hdf5
     from ganforge.data.shapes import ShapesDataset
+    from ganforge.data.shapes_domains import ShapesDomainDataset
     from ganforge.data.story import ShapesStoryDataset
 
     if args.action == "write":
-        ds = ShapesStoryDataset(args.count, args.image_size) if args.view == "story" else \
-            ShapesDataset(length=args.count, image_size=args.image_size, view=args.view)
+        if args.view == "story":
+            ds = ShapesStoryDataset(args.count, args.image_size)
+        elif args.view == "domains":
+            ds = ShapesDomainDataset(args.count, args.image_size, augment=False)
+        else:
+            ds = ShapesDataset(length=args.count, image_size=args.image_size, view=args.view)
         out = Path(args.out)
         if args.format == "hdf5" and out.suffix not in (".h5", ".hdf5"):
             out = out / "shapes.h5"
@@ -495,14 +513,14 @@ def _inspect_stories(ds: Any, name: str, preview: str | None) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from ganforge.metrics.evaluate import Evaluator, write_result
+    from ganforge.metrics.evaluate import Evaluator
     from ganforge.metrics.source import open_source
     from ganforge.registry import get_family
 
     source = open_source(args.source, args.weights, args.overrides, args.device)
     if source.generator.family == "starganv2":
-        raise ValueError("StarGAN v2's evaluation (FID and LPIPS per domain pair, latent and reference guided) is "
-                         "not built yet; `ganforge sample RUN --src DIR --ref DIR` writes its translations")
+        return _evaluate_starganv2(args, source)
+    args.metrics, args.n = args.metrics or "oracle", 1000 if args.n is None else args.n
     family_eval = get_family(source.generator.family).evaluation_for(source.dataset)
     if args.classifier:
         if not hasattr(family_eval, "classifier"):
@@ -515,7 +533,31 @@ def _evaluate(args: argparse.Namespace) -> int:
                           allow_nonstandard=args.allow_nonstandard_weights, progress=True, family_eval=family_eval)
     print(f"evaluating {source.checkpoint} ({args.weights} weights, step {source.step}) on {args.n} images "
           f"against {type(source.dataset).__name__} ...", file=sys.stderr)
-    result = evaluator.evaluate_generator(source.generator.net)
+    return _report_evaluation(args, source, evaluator.evaluate_generator(source.generator.net))
+
+
+def _evaluate_starganv2(args: argparse.Namespace, source: Any) -> int:
+    from ganforge.models.starganv2.evaluate import (Starganv2EvalConfig, Starganv2Evaluation, evaluation_data,
+                                                     parse_starganv2_metrics)
+
+    metrics = parse_starganv2_metrics(args.metrics or "fid,lpips")
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    train, val = evaluation_data(source.config.data, source.config.runtime.seed)
+    cfg = Starganv2EvalConfig(metrics=tuple(metrics), modes=modes, num_outs=args.outs,
+                              sources=args.n, batch_size=args.batch_size, seed=args.seed)
+    evaluation = Starganv2Evaluation(train, val, cfg, args.device, inception_path=args.inception,
+                                     lpips_path=args.lpips_backbone, allow_nonstandard=args.allow_nonstandard_weights,
+                                     progress=True)
+    print(f"evaluating {source.checkpoint} ({args.weights} weights, step {source.step}): {', '.join(metrics)}, "
+          f"{', '.join(modes)}-guided, {args.outs} outputs per source, domains {', '.join(val.domains)} ...",
+          file=sys.stderr)
+    return _report_evaluation(args, source, evaluation.run(source.generator.net))
+
+
+def _report_evaluation(args: argparse.Namespace, source: Any, result: Any) -> int:
+    """Write ``result`` as JSON (``--out`` or RUN/eval/) and print it as a table (or the JSON)."""
+    from ganforge.metrics.evaluate import write_result
+
     out = Path(args.out) if args.out else source.run_dir / "eval" / f"{source.checkpoint.stem}-{args.weights}.json"
     write_result(result, out, {"source": str(args.source), "checkpoint": source.checkpoint.name,
                                "step": source.step, "weights": args.weights})

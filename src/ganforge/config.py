@@ -58,9 +58,10 @@ class DataConfig:
     path: str | None = None  # folder or file; required by every dataset but `shapes`
     image_size: int = positive(64)
     channels: Literal[1, 3] = 3
-    # shapes: which labels come along (story: StoryGAN's objects added one per frame)
-    view: Literal["unconditional", "class", "attributes", "story"] = "unconditional"
-    length: int = positive(20000)  # shapes: number of distinct images
+    # shapes: which labels come along (story: StoryGAN's objects added one per frame; domains: StarGAN
+    # v2's domain = shape, style = color and texture)
+    view: Literal["unconditional", "class", "attributes", "story", "domains"] = "unconditional"
+    length: int = positive(20000)  # shapes: number of distinct images (domains view, split=test: a tenth)
     max_objects: int = bounded(2, ge=1, le=4)  # shapes: objects per image (unconditional view)
     classes: bool = False  # image_folder: first-level sub-folders are class labels; cifar: keep the labels
     crop: Literal["center", "random"] = "center"

@@ -25,6 +25,7 @@ from ganforge.data.images import DataError, array_to_pil, tensor_to_array
 from ganforge.data.joint import JointDataset
 from ganforge.data.sampler import InfiniteShardedSampler, SeededDataset
 from ganforge.data.shapes import ShapesDataset
+from ganforge.data.shapes_domains import ShapesDomainDataset, validation_length, write_domain_folders
 from ganforge.data.story import ClevrStoryDataset, PororoStoryDataset, ShapesStoryDataset, write_clevr_sv
 from ganforge.registry import get_dataset_builder, register_dataset
 
@@ -39,9 +40,14 @@ def _need_path(cfg: DataConfig) -> str:
 
 
 @register_dataset("shapes")
-def _shapes(cfg: DataConfig, seed: int) -> ShapesDataset | ShapesStoryDataset:
+def _shapes(cfg: DataConfig, seed: int) -> ShapesDataset | ShapesStoryDataset | ShapesDomainDataset:
     # The dataset's content is fixed (seed 0) so every run and the oracle see the same images;
     # the run's seed only changes the order and the augmentation.
+    if cfg.view == "domains":
+        split = "test" if cfg.split == "test" else "train"
+        length = validation_length(cfg.length) if split == "test" else cfg.length
+        return ShapesDomainDataset(length=length, image_size=cfg.image_size, split=split,
+                                   augment=cfg.split == "train", crop_prob=cfg.crop_prob, flip=cfg.flip)
     if cfg.view == "story":
         return ShapesStoryDataset(length=cfg.length, image_size=cfg.image_size, video_len=cfg.video_len, seed=0)
     return ShapesDataset(length=cfg.length, image_size=cfg.image_size, channels=cfg.channels, view=cfg.view,
@@ -192,7 +198,8 @@ def build_loader(dataset: Any, cfg: DataConfig, local_batch: int, world_size: in
 def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True) -> Path:
     """Write ``dataset`` to disk as ``image_folder`` (PNG, class sub-folders when labelled), ``cifar``
     (32x32 python batches), ``hdf5``, ``celeba`` (attribute file; the shapes attributes view) or
-    ``clevr_sv`` (the shapes story view).
+    ``clevr_sv`` (the shapes story view) or ``domains`` (the shapes domains view's train split, with a
+    test split of a tenth of its size as ``val/``).
     Lets the real loaders be exercised by the built-in data."""
     from tqdm import tqdm
 
@@ -204,6 +211,11 @@ def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True) -> P
 
     if fmt == "clevr_sv":
         return write_clevr_sv(dataset, out, progress)
+    if fmt == "domains" or isinstance(dataset, ShapesDomainDataset):
+        if not isinstance(dataset, ShapesDomainDataset) or fmt != "domains":
+            raise DataError("the domains format holds the shapes domains view: write with --view domains --format domains")
+        val = ShapesDomainDataset(validation_length(len(dataset)), dataset.image_size, split="test", augment=False)
+        return write_domain_folders(dataset, val, out, progress)
     if hasattr(dataset, "video_len"):
         raise DataError(f"stories are written in the clevr_sv format, not '{fmt}'")
     if fmt == "hdf5":
@@ -226,4 +238,4 @@ def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True) -> P
             images = np.repeat(images, 3, axis=3)
         write_cifar(out, images, np.asarray([p[1] for p in pairs]))
         return out
-    raise DataError(f"format '{fmt}' is not one of image_folder, cifar, hdf5, celeba, clevr_sv")
+    raise DataError(f"format '{fmt}' is not one of image_folder, cifar, hdf5, celeba, clevr_sv, domains")

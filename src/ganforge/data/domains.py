@@ -16,6 +16,7 @@ Two views of one folder:
 
 from __future__ import annotations
 
+import abc
 import math
 from pathlib import Path
 
@@ -55,47 +56,49 @@ def random_resized_box(width: int, height: int, rng: np.random.Generator,
     return (width - w) // 2, (height - h) // 2, w, h
 
 
-def read_square(path: Path, size: int, rng: np.random.Generator | None = None, crop_prob: float = 0.5,
-                flip: bool = True) -> torch.Tensor:
-    """An image as (3, size, size) in [-1, 1]: resized to a square (the official test transform); with
-    ``rng``, the official training transform (random resized crop with ``crop_prob``, resize, flip)."""
-    try:
-        with Image.open(path) as img:
-            img = to_mode(img, 3)
-            if rng is not None and rng.random() < crop_prob:
-                left, top, w, h = random_resized_box(img.width, img.height, rng)
-                img = img.crop((left, top, left + w, top + h))
-            arr = np.asarray(img.resize((size, size), Image.BILINEAR), dtype=np.uint8)
-    except OSError as err:
-        raise DataError(f"cannot read image '{path}': {err}") from None
+def square_image(img: Image.Image, size: int, rng: np.random.Generator | None = None, crop_prob: float = 0.5,
+                 flip: bool = True) -> torch.Tensor:
+    """An RGB PIL image as (3, size, size) in [-1, 1]: resized to a square (the official test transform);
+    with ``rng``, the official training transform (random resized crop with ``crop_prob``, resize, flip)."""
+    if rng is not None and rng.random() < crop_prob:
+        left, top, w, h = random_resized_box(img.width, img.height, rng)
+        img = img.crop((left, top, left + w, top + h))
+    arr = np.asarray(img.resize((size, size), Image.BILINEAR), dtype=np.uint8)
     if rng is not None and flip and rng.random() < 0.5:
         arr = arr[:, ::-1]
     return torch.from_numpy(np.array(arr, dtype=np.uint8, order="C")).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
 
-class DomainFolderDataset:
-    """Images of ``<root>/<domain>/`` with their domain index (domains in sorted folder order)."""
+def read_square(path: Path, size: int, rng: np.random.Generator | None = None, crop_prob: float = 0.5,
+                flip: bool = True) -> torch.Tensor:
+    """The image file at ``path`` through :func:`square_image`."""
+    try:
+        with Image.open(path) as img:
+            return square_image(to_mode(img, 3), size, rng, crop_prob, flip)
+    except OSError as err:
+        raise DataError(f"cannot read image '{path}': {err}") from None
 
-    def __init__(self, root: str | Path, image_size: int = 256, augment: bool = True, crop_prob: float = 0.5,
-                 flip: bool = True, strict: bool = False):
-        self.root = Path(root)
-        self.index = build_index(self.root, classes=True, strict=strict)
-        self.image_size, self.augment, self.crop_prob, self.flip = image_size, augment, crop_prob, flip
-        self.domains = list(self.index.class_names)
+
+class DomainView(abc.ABC):
+    """What StarGAN v2 needs of a dataset of domains: ``labels`` (the domain of each image), ``domains``
+    (their names), ``load(index, rng)`` (the image, augmented with ``rng``); the rest is shared."""
+
+    domains: list[str]
+    labels: np.ndarray
+
+    def _index_domains(self) -> None:
         self.num_classes = len(self.domains)
-        labels = np.asarray(self.index.labels)
-        self.by_domain = [np.flatnonzero(labels == d) for d in range(self.num_classes)]
+        self.by_domain = [np.flatnonzero(self.labels == d) for d in range(self.num_classes)]
 
     def __len__(self) -> int:
-        return len(self.index.files)
+        return len(self.labels)
 
+    @abc.abstractmethod
     def load(self, index: int, rng: np.random.Generator | None) -> torch.Tensor:
-        """Image ``index`` as (3, size, size) in [-1, 1], transformed as the official loader does."""
-        aug = rng if self.augment else None
-        return read_square(self.root / self.index.files[index], self.image_size, aug, self.crop_prob, self.flip)
+        """Image ``index`` as (3, size, size) in [-1, 1], augmented with ``rng`` when training."""
 
     def get(self, index: int, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
-        return {"image": self.load(index, rng), "label": torch.tensor(self.index.labels[index], dtype=torch.long)}
+        return {"image": self.load(index, rng), "label": torch.tensor(int(self.labels[index]), dtype=torch.long)}
 
     def balanced_draw(self, rng: np.random.Generator) -> int:
         """An index drawn as the official ``WeightedRandomSampler`` with weights 1 / domain size does:
@@ -104,10 +107,28 @@ class DomainFolderDataset:
         return int(members[rng.integers(len(members))])
 
 
+class DomainFolderDataset(DomainView):
+    """Images of ``<root>/<domain>/`` with their domain index (domains in sorted folder order)."""
+
+    def __init__(self, root: str | Path, image_size: int = 256, augment: bool = True, crop_prob: float = 0.5,
+                 flip: bool = True, strict: bool = False):
+        self.root = Path(root)
+        self.index = build_index(self.root, classes=True, strict=strict)
+        self.image_size, self.augment, self.crop_prob, self.flip = image_size, augment, crop_prob, flip
+        self.domains = list(self.index.class_names)
+        self.labels = np.asarray(self.index.labels, dtype=np.int64)
+        self._index_domains()
+
+    def load(self, index: int, rng: np.random.Generator | None) -> torch.Tensor:
+        """Image ``index`` as (3, size, size) in [-1, 1], transformed as the official loader does."""
+        aug = rng if self.augment else None
+        return read_square(self.root / self.index.files[index], self.image_size, aug, self.crop_prob, self.flip)
+
+
 class DomainTrainingPairs:
     """Training samples: ``image``/``label`` (source), ``ref``/``ref2``/``ref_label`` (reference pair)."""
 
-    def __init__(self, data: DomainFolderDataset, seed: int = 0):
+    def __init__(self, data: DomainView, seed: int = 0):
         self.data = data
         self.num_classes = data.num_classes
         # Each reference's partner: a fixed shuffle of its domain's files, as ReferenceDataset makes once.
@@ -126,4 +147,4 @@ class DomainTrainingPairs:
         src_item = self.data.get(source, rng)
         return {"image": src_item["image"], "label": src_item["label"],
                 "ref": self.data.load(ref, rng), "ref2": self.data.load(int(self.partner[ref]), rng),
-                "ref_label": torch.tensor(self.data.index.labels[ref], dtype=torch.long)}
+                "ref_label": torch.tensor(int(self.data.labels[ref]), dtype=torch.long)}

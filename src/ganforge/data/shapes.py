@@ -16,6 +16,7 @@ Objects are drawn 4x supersampled and downsampled, so edges are antialiased at e
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,9 @@ COLORS = {
     "cyan": (40, 200, 210),
 }
 COLOR_NAMES = tuple(COLORS)
+TEXTURES = ("solid", "striped")
+STRIPE_PERIOD = 0.12  # diagonal stripes: one light and one dark band per 12% of the image side
+STRIPE_DARKEN = 0.55  # the dark bands are the object color times this
 SIZES = (0.30, 0.45)  # object extent as a fraction of the image side: small, large
 NUM_CLASSES = len(SHAPES) * len(COLORS)
 ATTRIBUTES = ("Red", "Green", "Blue", "Large", "Light_Background")
@@ -53,6 +57,7 @@ class ShapeObject:
     size: int
     x: float
     y: float
+    texture: int = 0  # index into TEXTURES (only the domains view draws striped objects)
 
     @property
     def class_id(self) -> int:
@@ -118,18 +123,36 @@ def render(scene: Scene, image_size: int) -> np.ndarray:
     img = Image.new("RGB", (side, side), (scene.background,) * 3)
     draw = ImageDraw.Draw(img)
     for obj in scene.objects:
-        r = SIZES[obj.size] / 2 * side
-        cx, cy = obj.x * side, obj.y * side
         color = COLORS[COLOR_NAMES[obj.color]]
-        if SHAPES[obj.shape] == "circle":
-            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=color)
-        elif SHAPES[obj.shape] == "square":
-            s = r * 0.88  # equal visual area to the circle
-            draw.rectangle((cx - s, cy - s, cx + s, cy + s), fill=color)
-        else:
-            draw.polygon([(cx, cy - r), (cx + r * 0.95, cy + r * 0.8), (cx - r * 0.95, cy + r * 0.8)], fill=color)
+        if TEXTURES[obj.texture] == "solid":
+            _draw_shape(draw, obj, side, color)
+            continue
+        mask = Image.new("L", (side, side), 0)
+        _draw_shape(ImageDraw.Draw(mask), obj, side, 255)
+        img.paste(color, mask=mask)
+        dark = tuple(round(c * STRIPE_DARKEN) for c in color)
+        img.paste(dark, mask=Image.fromarray(np.minimum(np.asarray(mask), _stripes(side))))
     img = img.resize((image_size, image_size), Image.Resampling.BOX)
     return np.asarray(img, dtype=np.uint8)
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, obj: ShapeObject, side: int, fill: tuple[int, ...] | int) -> None:
+    r = SIZES[obj.size] / 2 * side
+    cx, cy = obj.x * side, obj.y * side
+    if SHAPES[obj.shape] == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
+    elif SHAPES[obj.shape] == "square":
+        s = r * 0.88  # equal visual area to the circle
+        draw.rectangle((cx - s, cy - s, cx + s, cy + s), fill=fill)
+    else:
+        draw.polygon([(cx, cy - r), (cx + r * 0.95, cy + r * 0.8), (cx - r * 0.95, cy + r * 0.8)], fill=fill)
+
+
+@functools.lru_cache(maxsize=4)
+def _stripes(side: int) -> np.ndarray:
+    """uint8 (side, side): 255 on the dark diagonal bands of a striped object."""
+    yy, xx = np.mgrid[0:side, 0:side]
+    return np.where(((xx + yy) / (STRIPE_PERIOD * side)) % 1 < 0.5, 255, 0).astype(np.uint8)
 
 
 def story_scene(rng: np.random.Generator, num_objects: int) -> Scene:

@@ -16,6 +16,7 @@ class EvalSource:
     checkpoint: Path
     run_dir: Path
     step: int
+    config: Any = None  # the run's RunConfig with the overrides applied
 
 
 def open_source(path: str | Path, weights: str = "ema", overrides: Sequence[str] = (),
@@ -44,4 +45,5 @@ def open_source(path: str | Path, weights: str = "ema", overrides: Sequence[str]
     dataset = build_dataset(cfg.data, cfg.runtime.seed)
     # runs/NAME/checkpoints/step-N.pt or runs/NAME/checkpoints/best/step-N.pt -> runs/NAME
     run_dir = next((p.parent for p in ckpt.parents if p.name == "checkpoints"), ckpt.parent)
-    return EvalSource(generator_from_checkpoint(state, weights, device), dataset, ckpt, run_dir, int(state["step"]))
+    return EvalSource(generator_from_checkpoint(state, weights, device), dataset, ckpt, run_dir, int(state["step"]),
+                      cfg)

@@ -176,15 +176,16 @@ def _fixed_images(data, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         picks += [int(d[k]) for d in data.by_domain if k < len(d)]
     picks = picks[:count]
     images = torch.stack([data.load(i, None) for i in picks])
-    return images, torch.tensor([data.index.labels[i] for i in picks])
+    return images, torch.tensor([int(data.labels[i]) for i in picks])
 
 
 def check(cfg: RunConfig) -> None:
     """Cross-section rules, checked before any work."""
     m, d = cfg.model, cfg.data
-    if d.name != "domains":
+    if d.name != "domains" and not (d.name == "shapes" and d.view == "domains"):
         raise ConfigError(f"StarGAN v2 reads domain folders: data.name=domains with data.path=<folder of domain "
-                          f"sub-folders> (got data.name='{d.name}')")
+                          f"sub-folders>, or the built-in data.name=shapes with data.view=domains (got "
+                          f"data.name='{d.name}'" + (f", data.view='{d.view}')" if d.name == "shapes" else ")"))
     if m.image_size != d.image_size:
         raise ConfigError(f"model.image_size={m.image_size} and data.image_size={d.image_size} differ; set both")
     if m.image_size < 16 or m.image_size & (m.image_size - 1):

@@ -161,7 +161,7 @@ def sample_from_folders(net: Starganv2Translator, src: str | Path, ref: str | Pa
     share = -(-limit // cfg.num_domains)
     picks = [int(i) for members in refs_data.by_domain for i in members[:share]][:limit]
     refs = torch.stack([refs_data.load(i, None) for i in picks])
-    ref_domains = torch.tensor([refs_data.index.labels[i] for i in picks])
+    ref_domains = torch.tensor([int(refs_data.labels[i]) for i in picks])
     sources = _folder_images(Path(src), size, limit)
     net = net.to(device).eval()
     out = Path(out)
