@@ -138,3 +138,20 @@ def fan_probe() -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(11)
     faces = torch.rand(2, 3, 256, 256, generator=gen)
     return faces, torch.randint(0, 2 * 99 * 64 * 64, (4096,), generator=gen)
+
+
+def update_projections(before: dict, after: dict, count: int = 4) -> dict:
+    """For each parameter tensor (name -> tensor, before and after training), ``count`` projections of its
+    change onto random normal vectors seeded by the name, and the change's L1 norm: ``count + 1`` float64
+    numbers that move with any difference in the update, small enough to store for large networks."""
+    import zlib
+
+    import torch
+
+    out = {}
+    for key, old in before.items():
+        delta = (after[key].detach().double() - old.double()).flatten()
+        gen = torch.Generator().manual_seed(zlib.crc32(key.encode()))
+        directions = torch.randn(count, delta.numel(), generator=gen, dtype=torch.float64)
+        out[key] = torch.cat([directions @ delta, delta.abs().sum()[None]])
+    return out

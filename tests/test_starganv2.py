@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gfhelpers import (REPO, SHARED_DATA, assert_latest_checkpoints_equal, check_exports, face_like_heatmaps,
-                       fan_probe, fill_by_key_order, short_run)
+                       fan_probe, fill_by_key_order, short_run, update_projections)
 from ganforge.cli import main
 from ganforge.config import ConfigError, load_config
 from ganforge.data.domains import DomainFolderDataset, DomainTrainingPairs, random_resized_box
@@ -165,6 +165,62 @@ def tiny(out, data_path, **extra) -> list[str]:
     return short_run(out, {"data.path": str(data_path), "model.image_size": 16, "data.image_size": 16,
                            "model.base_dim": 8, "model.max_conv_dim": 16, "model.num_domains": 2,
                            "recipe.ds_iter": 4, "recipe.sample_images": 3}, **extra)
+
+
+# Made by scripts/starganv2_official_step_reference.py: two iterations of the official Solver.train.
+STEP_REFERENCE = REPO / "tests" / "data" / "starganv2_official_step.pt"
+
+
+@pytest.fixture
+def float64_default():
+    """float64 as the default dtype for one test (the step reference was made in float64)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def test_two_training_iterations_equal_the_official_solver(tmp_path, float64_default):
+    """The same weights and inputs through two trainer steps and through two iterations of the official
+    ``Solver.train`` (networks at 2**9 instead of 2**14 input channels, float64): every loss agrees to the
+    float32 the trainer logs it in, and every parameter's update to 1e-9 of its size."""
+    from ganforge.train.trainer import Trainer
+
+    ref = torch.load(STEP_REFERENCE, weights_only=True)
+    folder = _domain_folder(tmp_path / "d", {"a": 2, "b": 2, "c": 2})
+    overrides = tiny(tmp_path, folder, **{"model.image_size": 32, "data.image_size": 32, "model.base_dim": 16,
+                                          "model.max_conv_dim": 512, "model.num_domains": 3, "train.batch_size": 2})
+    trainer = Trainer(load_config("starganv2/afhq", overrides))  # lambda_ds 2 decaying over ds_iter=4, as the reference
+    T, D = trainer.recipe.networks["G"], trainer.recipe.networks["D"]
+    nets = {"generator": T.generator, "mapping_network": T.mapping_network, "style_encoder": T.style_encoder,
+            "discriminator": D}
+    # the official widths at 2**9: the counts its Solver printed
+    assert [count_parameters(n) for n in nets.values()] == [112_643, 3_259_072, 443_728, 419_347]
+    for seed, net in enumerate(nets.values()):
+        fill_by_key_order(net, seed)
+    before = {name: {k: v.detach().clone() for k, v in net.named_parameters()} for name, net in nets.items()}
+    trainer.stream = iter([{"image": ref[f"input{i}/x_src"], "label": ref[f"input{i}/y_src"],
+                            "ref": ref[f"input{i}/x_ref"], "ref2": ref[f"input{i}/x_ref2"],
+                            "ref_label": ref[f"input{i}/y_ref"]} for i in range(2)])
+    trainer.ctx.noise.manual_seed(11)  # z then z2 per iteration: the reference's latent codes
+    losses: dict[str, list[float]] = {}
+    for i in range(2):
+        trainer.step, sums = i, {}
+        trainer.train_step(sums)
+        for key, value in sums.items():
+            if not key.startswith("_count") and not key.endswith(("/loss", "/lambda_ds")):
+                phase, part = key.split("/")
+                net, guide = phase.split("_")
+                losses.setdefault(f"{net}/{'ref' if guide == 'ref' else 'latent'}_{part}", []).append(float(value))
+    expected = {k.removeprefix("loss/"): v.tolist() for k, v in ref.items() if k.startswith("loss/")}
+    assert set(losses) == set(expected) and len(expected) == 14
+    for key, values in expected.items():
+        assert losses[key] == pytest.approx(values, rel=1e-7), key  # the trainer logs losses in float32
+    for name, net in nets.items():
+        ours = update_projections(before[name], dict(net.named_parameters()))
+        for key, value in ours.items():
+            official = ref[f"update/{name}/{key}"]
+            assert (value - official).abs().max() <= 1e-9 * official[-1], (name, key)
 
 
 @pytest.fixture(scope="module")

@@ -48,6 +48,11 @@ class Precision:
         return torch.amp.GradScaler(self.device.type, enabled=self.name == "fp16")
 
 
+def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 when it is half precision (autocast outputs), else unchanged (float64 stays)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def supported_precisions(device: torch.device) -> dict[str, str]:
     """Try a tiny forward and backward in each precision on ``device``; 'ok' or the error."""
     results = {}

@@ -35,6 +35,7 @@ from ganforge.data.domains import DomainTrainingPairs
 from ganforge.models.starganv2.networks import Discriminator, Starganv2ModelConfig
 from ganforge.models.starganv2.translator import Starganv2Translator, he_init, load_fan_weights
 from ganforge.registry import FamilySpec, register_family
+from ganforge.runtime.precision import at_least_fp32
 from ganforge.train.phases import Phase, Recipe, RecipeContext, StepBatches
 
 
@@ -63,15 +64,15 @@ def diversity_weight(step: int, lambda_ds: float, ds_iter: int) -> float:
 
 
 def adversarial_loss(logits: torch.Tensor, target: float) -> torch.Tensor:
-    """Non-saturating BCE against 1 (real) or 0 (fake), in fp32."""
-    logits = logits.float()
+    """Non-saturating BCE against 1 (real) or 0 (fake), in fp32 (or float64)."""
+    logits = at_least_fp32(logits)
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
 def r1_penalty(d_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Zero-centred gradient penalty on real images: 0.5 * mean over the batch of |dD/dx|^2."""
     (grad,) = torch.autograd.grad(d_out.sum(), x, create_graph=True)
-    return 0.5 * grad.float().pow(2).flatten(1).sum(1).mean(0)
+    return 0.5 * at_least_fp32(grad).pow(2).flatten(1).sum(1).mean(0)
 
 
 def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
@@ -124,11 +125,11 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
             s_trg = style(x, guide)
             fake = T.generator(x["x"], s_trg, x["masks"])
             loss_adv = adversarial_loss(D(fake, x["y_trg"]), 1.0)
-            loss_sty = (T.style_encoder(fake, x["y_trg"]).float() - s_trg.float()).abs().mean()
+            loss_sty = (at_least_fp32(T.style_encoder(fake, x["y_trg"])) - at_least_fp32(s_trg)).abs().mean()
             fake2 = T.generator(x["x"], style(x, guide, second=True), x["masks"]).detach()
-            loss_ds = (fake.float() - fake2.float()).abs().mean()
+            loss_ds = (at_least_fp32(fake) - at_least_fp32(fake2)).abs().mean()
             rec = T.generator(fake, T.style_encoder(x["x"], x["y"]), T.masks(fake))
-            loss_cyc = (rec.float() - x["x"].float()).abs().mean()
+            loss_cyc = (at_least_fp32(rec) - at_least_fp32(x["x"])).abs().mean()
         loss = loss_adv + r.lambda_sty * loss_sty - lambda_ds * loss_ds + r.lambda_cyc * loss_cyc
         return loss, {"adv": loss_adv.detach(), "sty": loss_sty.detach(), "ds": loss_ds.detach(),
                       "cyc": loss_cyc.detach(), "lambda_ds": torch.tensor(lambda_ds)}
