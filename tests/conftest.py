@@ -39,3 +39,11 @@ def shapes_oracle(_oracle_cache, monkeypatch):
     folder, oracle = _oracle_cache
     monkeypatch.setenv("GANFORGE_CACHE_DIR", str(folder))
     return oracle
+
+
+@pytest.fixture
+def empty_weight_dirs(tmp_path, monkeypatch):
+    """No pretrained weights anywhere: an empty $GANFORGE_WEIGHTS_DIR and torch hub cache."""
+    monkeypatch.setenv("GANFORGE_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "weights"

@@ -101,13 +101,6 @@ def test_quantisation_and_resizing_for_the_extractors():
 # weights registry
 
 
-@pytest.fixture
-def empty_weight_dirs(tmp_path, monkeypatch):
-    monkeypatch.setenv("GANFORGE_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    return tmp_path / "weights"
-
-
 def test_missing_weights_name_the_file_size_source_and_command(empty_weight_dirs):
     with pytest.raises(WeightsMissingError) as err:
         find_weights("inception-fid")

@@ -499,3 +499,36 @@ def test_starganv2_evaluation_names_tasks_as_official_and_reads_shapes_with_the_
     with pytest.raises(EvalError, match="domains are female, male"):
         folder_like = type("D", (), {"domains": ["female", "male"], "by_domain": [[0], [1]]})()
         Starganv2Evaluation(folder_like, folder_like, Starganv2EvalConfig(metrics=("oracle",)))
+
+
+def test_imagenet_fid_net_is_the_official_inception_pool(empty_weight_dirs):
+    import torch.nn as nn
+    import torchvision
+    from PIL import Image
+
+    from ganforge.metrics.inception import ImageNetInceptionPool
+    from ganforge.metrics.weights import WeightsMissingError
+    from ganforge.models.starganv2.evaluate import Starganv2EvalConfig, Starganv2Evaluation
+
+    torch.manual_seed(0)
+    state = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=True).state_dict()
+    pool = ImageNetInceptionPool(state)
+    images = torch.randint(0, 256, (2, 3, 40, 40), dtype=torch.uint8)
+    # The official metrics/fid.py: PIL bilinear to 299, ImageNet normalization, the torchvision blocks
+    # Conv2d_1a .. Mixed_7c with its two max pools, then the average pool.
+    net = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
+    net.load_state_dict(state)
+    n = net.eval()
+    layers = [n.Conv2d_1a_3x3, n.Conv2d_2a_3x3, n.Conv2d_2b_3x3, nn.MaxPool2d(3, 2), n.Conv2d_3b_1x1,
+              n.Conv2d_4a_3x3, nn.MaxPool2d(3, 2), n.Mixed_5b, n.Mixed_5c, n.Mixed_5d, n.Mixed_6a, n.Mixed_6b,
+              n.Mixed_6c, n.Mixed_6d, n.Mixed_6e, n.Mixed_7a, n.Mixed_7b, n.Mixed_7c, nn.AdaptiveAvgPool2d(1)]
+    x = torch.stack([torch.from_numpy(np.asarray(Image.fromarray(i.permute(1, 2, 0).numpy()).resize((299, 299),
+                     Image.BILINEAR)).copy()).permute(2, 0, 1) for i in images]).float() / 255
+    x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = nn.Sequential(*layers)(x).flatten(1)
+    got = pool(images)
+    assert got.shape == (2, 2048) and (got - expected).abs().max() <= 1e-5 * expected.abs().max()  # random BN: huge values
+    with pytest.raises(WeightsMissingError, match="inception_v3_google-0cc3c7bd.pth"):
+        data = type("D", (), {"domains": ["a", "b"], "by_domain": [[0], [1]]})()
+        Starganv2Evaluation(data, data, Starganv2EvalConfig(metrics=("fid",), fid_net="imagenet"))

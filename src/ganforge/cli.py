@@ -148,6 +148,9 @@ def _parser() -> argparse.ArgumentParser:
                         "per domain (default: every validation image, as the official evaluation)")
     v.add_argument("--outs", type=int, default=10, help="StarGAN v2: outputs per source image (official 10)")
     v.add_argument("--modes", default="latent,reference", help="StarGAN v2: guidance modes to evaluate")
+    v.add_argument("--fid-net", choices=["standard", "imagenet"], default="standard",
+                   help="StarGAN v2: standard FID Inception (default), or torchvision's ImageNet Inception-v3 as the "
+                        "official script (inception_v3_google-0cc3c7bd.pth; --inception gives its path)")
     v.add_argument("--lpips-backbone", help="StarGAN v2: AlexNet weights alexnet-owt-7be5be79.pth for LPIPS "
                                             "(default: registry lookup)")
     v.add_argument("--seed", type=int, default=0)
@@ -544,7 +547,8 @@ def _evaluate_starganv2(args: argparse.Namespace, source: Any) -> int:
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     train, val = evaluation_data(source.config.data, source.config.runtime.seed)
     cfg = Starganv2EvalConfig(metrics=tuple(metrics), modes=modes, num_outs=args.outs,
-                              sources=args.n, batch_size=args.batch_size, seed=args.seed)
+                              sources=args.n, batch_size=args.batch_size, seed=args.seed,
+                              fid_net=args.fid_net)
     evaluation = Starganv2Evaluation(train, val, cfg, args.device, inception_path=args.inception,
                                      lpips_path=args.lpips_backbone, allow_nonstandard=args.allow_nonstandard_weights,
                                      progress=True)

@@ -70,3 +70,35 @@ def calibrate_batchnorm(net: nn.Module, batches: list[torch.Tensor]) -> nn.Modul
         net(batch)
     net.eval()
     return net
+
+
+class ImageNetInceptionPool(nn.Module):
+    """torchvision's ImageNet Inception-v3 up to its 2048-d average pool, as StarGAN v2's official
+    ``metrics/fid.py`` uses it: each uint8 image resized to 299x299 with PIL's bilinear filter,
+    scaled to [0, 1], normalized with the ImageNet mean and std (no ``transform_input``)."""
+
+    MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+    def __init__(self, state: dict | None):
+        super().__init__()
+        import torchvision
+
+        net = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False,
+                                              transform_input=False)
+        if state is not None:
+            net.load_state_dict(state)
+        net.fc = nn.Identity()  # in eval mode the network then returns the pooled features
+        self.net = net.eval()
+        self.register_buffer("mean", torch.tensor(self.MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(self.STD).view(1, 3, 1, 1), persistent=False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, H, W) -> (N, 2048)."""
+        import numpy as np
+        from PIL import Image
+
+        resized = [np.asarray(Image.fromarray(img.permute(1, 2, 0).cpu().numpy()).resize((299, 299), Image.BILINEAR))
+                   for img in images]
+        x = torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).float().div(255).to(self.mean.device)
+        return self.net((x - self.mean) / self.std)

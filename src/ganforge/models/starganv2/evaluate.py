@@ -15,9 +15,10 @@ with a fresh latent code each time, or with the next reference image of ``trg``'
   reference's color / texture); for latent guidance ``colors_per_source`` (distinct colors among a
   source's outputs: the diversity the mapping network gives).
 
-FID here uses the standard FID Inception (torch-fidelity's weights, as for every other family), so the
-numbers compare with other FID numbers; the official script instead uses torchvision's ImageNet
-Inception-v3 at 299 px. LPIPS is the ``lpips`` package's AlexNet v0.1, which the official LPIPS
+FID uses, by default, the standard FID Inception (torch-fidelity's weights, as every other family), so
+the numbers compare with other FID numbers; ``fid_net="imagenet"`` uses what the official script uses
+instead, torchvision's ImageNet Inception-v3 at 299 px (:class:`ImageNetInceptionPool`), for numbers
+comparable with the paper's. LPIPS is the ``lpips`` package's AlexNet v0.1, which the official LPIPS
 (ImageNet normalization, unit-normalized features, learned 1x1 weights, spatial mean) equals.
 """
 
@@ -36,6 +37,7 @@ import torch.nn as nn
 from ganforge.metrics.evaluate import EvalError
 
 METRICS = ("fid", "lpips", "oracle")
+FID_NETS = ("standard", "imagenet")
 MODES = ("latent", "reference")
 
 
@@ -60,6 +62,7 @@ class Starganv2EvalConfig:
     sources: int | None = None
     batch_size: int = 32
     seed: int = 0
+    fid_net: str = "standard"  # standard: the FID Inception; imagenet: the official script's torchvision one
 
 
 def shapes_domains(domains: list[str]) -> bool:
@@ -85,6 +88,8 @@ class Starganv2Evaluation:
                             f"({', '.join(val.domains)}) differ; they must be the same folders")
         if len(train.domains) < 2:
             raise EvalError(f"translation needs at least two domains; the data has {len(train.domains)}")
+        if cfg.fid_net not in FID_NETS:
+            raise EvalError(f"fid_net '{cfg.fid_net}' is not one of {', '.join(FID_NETS)}")
         if cfg.num_outs < 2 and "lpips" in cfg.metrics:
             raise EvalError(f"LPIPS diversity compares a source's outputs with each other: num_outs={cfg.num_outs}, "
                             f"need at least 2 (the official evaluation uses 10)")
@@ -97,15 +102,16 @@ class Starganv2Evaluation:
         self.train, self.val, self.cfg, self.device = train, val, cfg, torch.device(device)
         self.progress = progress
         self.info: dict[str, Any] = {"metrics": list(cfg.metrics), "modes": list(cfg.modes), "num_outs": cfg.num_outs,
-                                     "seed": cfg.seed}
+                                     "seed": cfg.seed, "fid_net": cfg.fid_net}
         # Every extractor is built before any image is generated: a missing weights file fails at once.
         with torch.random.fork_rng(devices=[]):
             if "fid" in cfg.metrics and inception is None:
-                from ganforge.metrics.inception import build_inception
+                from ganforge.metrics.inception import ImageNetInceptionPool, build_inception
                 from ganforge.metrics.weights import load_weights
 
-                state, self.info["inception"] = load_weights("inception-fid", inception_path, allow_nonstandard)
-                inception = build_inception(state)
+                name = "inception-fid" if cfg.fid_net == "standard" else "inception_v3"
+                state, self.info["inception"] = load_weights(name, inception_path, allow_nonstandard)
+                inception = build_inception(state) if cfg.fid_net == "standard" else ImageNetInceptionPool(state)
             if "lpips" in cfg.metrics and lpips is None:
                 from ganforge.metrics.perceptual import build_lpips
 
@@ -137,7 +143,8 @@ class Starganv2Evaluation:
     def _features(self, images: torch.Tensor) -> torch.Tensor:
         from ganforge.metrics.oracle import rgb_uint8
 
-        pool, _ = self.inception(rgb_uint8(images).to(self.device))
+        out = self.inception(rgb_uint8(images).to(self.device))
+        pool = out[0] if isinstance(out, (tuple, list)) else out  # the FID Inception also gives logits
         return pool.double().cpu()
 
     def _real(self, domain: int) -> torch.Tensor:
