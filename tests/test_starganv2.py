@@ -496,6 +496,7 @@ def test_starganv2_evaluation_names_tasks_as_official_and_reads_shapes_with_the_
     assert result.values["oracle_reference/domain_acc"] == 1.0
     assert result.values["oracle_reference/color_taken"] == 1.0 and result.values["oracle_reference/texture_taken"] == 1.0
     assert "circle2square" in result.table() and "FID_reference" in result.table()
+    assert result.to_json()["metrics"]["oracle_reference/color_taken"] == 1.0  # values, not the request
     # Reference-guided outputs are the target domain's own images; latent-guided ones another shape's.
     assert result.values["FID_reference/mean"] < result.values["FID_latent/mean"]
     again = Starganv2Evaluation(train_view, val_view, cfg, inception=inception, lpips=lpips,

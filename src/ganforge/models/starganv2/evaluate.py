@@ -101,8 +101,8 @@ class Starganv2Evaluation:
             raise EvalError(f"the validation data has no images of domain(s) {', '.join(empty)}")
         self.train, self.val, self.cfg, self.device = train, val, cfg, torch.device(device)
         self.progress = progress
-        self.info: dict[str, Any] = {"metrics": list(cfg.metrics), "modes": list(cfg.modes), "num_outs": cfg.num_outs,
-                                     "seed": cfg.seed, "fid_net": cfg.fid_net}
+        self.info: dict[str, Any] = {"metrics_requested": list(cfg.metrics), "modes": list(cfg.modes),
+                                     "num_outs": cfg.num_outs, "seed": cfg.seed, "fid_net": cfg.fid_net}
         # Every extractor is built before any image is generated: a missing weights file fails at once.
         with torch.random.fork_rng(devices=[]):
             if "fid" in cfg.metrics and inception is None:
