@@ -200,3 +200,5 @@ def test_lpips_with_an_offline_backbone(empty_weight_dirs):
     assert (d_ab > 0).all() and torch.allclose(d_ab, d_ba, atol=1e-6)
     assert mean_pairwise_lpips(model, torch.cat([a[:1], a[:1]])) == pytest.approx(0.0, abs=1e-6)
     assert mean_pairwise_lpips(model, a) > 0
+    # K batches of one image each are K outputs of one input: the same number
+    assert mean_pairwise_lpips(model, list(a[:, None])) == pytest.approx(mean_pairwise_lpips(model, a), rel=1e-5)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -53,9 +54,16 @@ def lpips_distance(model: nn.Module, a: torch.Tensor, b: torch.Tensor, batch_siz
     return torch.cat(out).cpu()
 
 
-def mean_pairwise_lpips(model: nn.Module, images: torch.Tensor) -> float:
-    """Diversity of several outputs for one input (StarGAN v2's LPIPS): mean LPIPS over all pairs."""
-    if len(images) < 2:
+def mean_pairwise_lpips(model: nn.Module, outputs: torch.Tensor | Sequence[torch.Tensor]) -> float:
+    """Diversity, as StarGAN v2 measures it: the mean over output pairs (i < j) of the LPIPS between
+    output i and output j. ``outputs``: K outputs of one input, (K, C, H, W); or K batches (N, C, H, W)
+    of outputs of the same N inputs, where each pair's LPIPS is averaged over the batch (the official
+    ``calculate_lpips_given_images``; pair by pair, so memory stays at two batches)."""
+    if len(outputs) < 2:
         raise ValueError("diversity needs at least two images")
-    i, j = torch.triu_indices(len(images), len(images), offset=1)
-    return lpips_distance(model, images[i], images[j]).mean().item()
+    if isinstance(outputs, torch.Tensor):
+        i, j = torch.triu_indices(len(outputs), len(outputs), offset=1)
+        return lpips_distance(model, outputs[i], outputs[j]).mean().item()
+    pairs = [lpips_distance(model, outputs[i], outputs[j]).mean().item()
+             for i in range(len(outputs) - 1) for j in range(i + 1, len(outputs))]
+    return sum(pairs) / len(pairs)

@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 
 from ganforge.metrics.evaluate import EvalError
+from ganforge.metrics.perceptual import mean_pairwise_lpips
 
 METRICS = ("fid", "lpips", "oracle")
 FID_NETS = ("standard", "imagenet")
@@ -209,7 +210,7 @@ class Starganv2Evaluation:
                 if self.inception is not None:
                     features += [self._features(o) for o in outs]
                 if self.lpips is not None:
-                    lpips_per_batch.append(_pairwise_lpips(self.lpips, outs))
+                    lpips_per_batch.append(mean_pairwise_lpips(self.lpips, outs))
                 if self.oracle is not None:
                     _oracle_hits(self.oracle, mode, x.cpu(), [o.cpu() for o in outs], ref_images, trg, oracle_hits)
             if self.inception is not None:
@@ -226,16 +227,6 @@ class Starganv2Evaluation:
         for key, hits in oracle_hits.items():
             out[f"oracle_{mode}/{key}"] = torch.cat(hits).float().mean().item()
         return out
-
-
-def _pairwise_lpips(model: nn.Module, outs: list[torch.Tensor]) -> float:
-    """The official ``calculate_lpips_given_images``: the mean over output pairs (i < j) of the
-    batch-mean LPIPS between output i and output j."""
-    from ganforge.metrics.perceptual import lpips_distance
-
-    pairs = [lpips_distance(model, outs[i], outs[j]).mean().item()
-             for i in range(len(outs) - 1) for j in range(i + 1, len(outs))]
-    return float(np.mean(pairs))
 
 
 def _oracle_hits(oracle: Any, mode: str, x: torch.Tensor, outs: list[torch.Tensor], refs: list[torch.Tensor],
