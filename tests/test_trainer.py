@@ -158,8 +158,6 @@ class ToyGenerator(nn.Module):
 def _toy_recipe(cfg, ctx):
     G = ctx.place(ToyGenerator(cfg.model))
     D = ctx.place(nn.Sequential(nn.Flatten(), nn.Linear(cfg.model.channels * cfg.model.image_size ** 2, 1)))
-    n = ctx.local_batch
-
     # The "noise" is read off the data, so both runs of the accumulation test see identical inputs
     # and the test isolates the trainer's accumulation arithmetic.
     def z_of(batch):

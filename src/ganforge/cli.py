@@ -8,7 +8,10 @@ import logging
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+if TYPE_CHECKING:  # torch is imported lazily so that `ganforge --help` stays fast
+    import torch
 
 EXAMPLES = {
     "train": """
@@ -403,7 +406,8 @@ def _parse_classes(text: str | None, gen) -> list[int]:  # noqa: ANN001
     return classes
 
 
-def gen_device(gen) -> "torch.device":  # noqa: F821
+def gen_device(gen: "torch.nn.Module") -> "torch.device":
+    """The device the generator's parameters live on."""
     return next(gen.parameters()).device
 
 

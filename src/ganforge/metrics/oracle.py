@@ -298,9 +298,9 @@ def read_striped(images: torch.Tensor) -> torch.Tensor:
     0.24, at 32 and 64 px; at 16 px a small object is too few pixels to tell."""
     from ganforge.data.shapes import background_level
 
-    x = rgb_uint8(images).float()
-    bright = x.amax(1)
-    mask = (bright - background_level(images.cpu())[:, None, None]).abs() > 30
+    pixels = rgb_uint8(images).cpu()
+    bright = pixels.float().amax(1)
+    mask = (bright - background_level(pixels)[:, None, None]).abs() > 30
     inner = -F.max_pool2d(-mask.float()[:, None], 3, 1, 1)[:, 0] > 0.5
     inner = torch.where(inner.flatten(1).sum(1)[:, None, None] >= 4, inner, mask)  # tiny objects: keep the rim
     count = inner.flatten(1).sum(1).clamp(min=1)

@@ -28,7 +28,7 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -177,36 +177,16 @@ class Starganv2Evaluation:
         return Starganv2Result(values, info)
 
     def _mode(self, translator: nn.Module, mode: str) -> dict[str, float]:
+        """Every metric of one guidance mode: per task (src2trg), then the mean over tasks."""
         from tqdm import tqdm
 
-        domains, cfg = self.val.domains, self.cfg
+        domains = self.val.domains
         fid, lpips, oracle_hits = OrderedDict(), OrderedDict(), {}
         tasks = [(s, t) for t in range(len(domains)) for s in range(len(domains)) if s != t]
         for task_index, (src, trg) in enumerate(tqdm(tasks, desc=f"{mode}-guided tasks", disable=not self.progress)):
             task = f"{domains[src]}2{domains[trg]}"
-            # Latent codes and the reference order depend on the seed, mode and task only.
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + task_index * 2 + (mode == "reference"))
-            refs = self.val.by_domain[trg][torch.randperm(len(self.val.by_domain[trg]), generator=gen).numpy()]
-            ref_pos = 0
             features, lpips_per_batch = [], []
-            sources = self._sources(src)
-            for start in range(0, len(sources), cfg.batch_size):
-                x = self._images(self.val, sources[start:start + cfg.batch_size]).to(self.device)
-                n = len(x)
-                y = torch.full((n,), trg, dtype=torch.long, device=self.device)
-                masks = translator.masks(x)
-                outs, ref_images = [], []
-                for _ in range(cfg.num_outs):
-                    if mode == "latent":
-                        style = translator.mapping_network(torch.randn(n, translator.model_config.latent_dim,
-                                                                       generator=gen).to(self.device), y)
-                    else:
-                        picks = refs[(ref_pos + np.arange(n)) % len(refs)]
-                        ref_pos += n
-                        ref = self._images(self.val, picks).to(self.device)
-                        ref_images.append(ref.cpu())
-                        style = translator.style_encoder(ref, y)
-                    outs.append(translator.generator(x, style, masks).float())
+            for x, outs, ref_images in self._translate(translator, mode, task_index, src, trg):
                 if self.inception is not None:
                     features += [self._features(o) for o in outs]
                 if self.lpips is not None:
@@ -227,6 +207,35 @@ class Starganv2Evaluation:
         for key, hits in oracle_hits.items():
             out[f"oracle_{mode}/{key}"] = torch.cat(hits).float().mean().item()
         return out
+
+    def _translate(self, translator: nn.Module, mode: str, task_index: int, src: int, trg: int
+                   ) -> Iterator[tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]]:
+        """Per batch of ``src``'s validation images: the sources, their ``num_outs`` translations to
+        ``trg`` (float) and, for reference guidance, the references used (on the CPU)."""
+        cfg = self.cfg
+        # Latent codes and the reference order depend on the seed, mode and task only.
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + task_index * 2 + (mode == "reference"))
+        refs = self.val.by_domain[trg][torch.randperm(len(self.val.by_domain[trg]), generator=gen).numpy()]
+        ref_pos = 0
+        sources = self._sources(src)
+        for start in range(0, len(sources), cfg.batch_size):
+            x = self._images(self.val, sources[start:start + cfg.batch_size]).to(self.device)
+            n = len(x)
+            y = torch.full((n,), trg, dtype=torch.long, device=self.device)
+            masks = translator.masks(x)
+            outs, ref_images = [], []
+            for _ in range(cfg.num_outs):
+                if mode == "latent":
+                    z = torch.randn(n, translator.model_config.latent_dim, generator=gen)
+                    style = translator.mapping_network(z.to(self.device), y)
+                else:
+                    picks = refs[(ref_pos + np.arange(n)) % len(refs)]
+                    ref_pos += n
+                    ref = self._images(self.val, picks).to(self.device)
+                    ref_images.append(ref.cpu())
+                    style = translator.style_encoder(ref, y)
+                outs.append(translator.generator(x, style, masks).float())
+            yield x, outs, ref_images
 
 
 def _oracle_hits(oracle: Any, mode: str, x: torch.Tensor, outs: list[torch.Tensor], refs: list[torch.Tensor],
