@@ -5,6 +5,8 @@ ganforge does not ship:
 
     python scripts/starganv2_official_step_reference.py --official /tmp/stargan-v2 \
         --out tests/data/starganv2_official_step.pt
+    python scripts/starganv2_official_step_reference.py --official /tmp/stargan-v2 --w-hpf 1 \
+        --out tests/data/starganv2_official_step_hpf1.pt
 
 The official ``Solver`` and its ``train`` loop run unchanged: the order of the four updates, which
 optimizers each steps, the losses, R1, the diversity decay and Adam's settings all come from the official
@@ -20,6 +22,9 @@ code. Only what surrounds it is replaced:
   (``scripts/starganv2_official_reference.py``);
 - the weights: after the official initialization, every state dict is filled in key order from a
   seeded generator (``tests/gfhelpers.fill_by_key_order``), as the test fills ganforge's networks.
+  With ``--w-hpf 1`` (the CelebA-HQ generator: the extra level, the high-pass path and the landmark
+  masks) the official ``FAN`` is filled the same way (seed ``FAN_SEED``) and handed to the official
+  ``build_model`` as its ``wing.ckpt``.
 
 Everything runs in float64 (see ``main``). Written: the inputs, every loss the official loop computes (``D/latent_real`` ... ``G/ref_cyc``, per
 iteration), and for every parameter tensor of G, F, E and D, four seeded random projections of its
@@ -45,6 +50,7 @@ WIDTH = 2 ** 9  # in place of the official 2**14
 HYPER = {"lambda_reg": 1.0, "lambda_sty": 1.0, "lambda_ds": 2.0, "lambda_cyc": 1.0, "ds_iter": 4, "lr": 1e-4,
          "f_lr": 1e-6, "beta1": 0.0, "beta2": 0.99, "weight_decay": 1e-4}
 NETS = ("generator", "mapping_network", "style_encoder", "discriminator")  # fill seeds 0..3, in this order
+FAN_SEED = 4
 
 
 class _AttrDict(dict):
@@ -117,6 +123,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--official", required=True, help="the official repository folder (with core/)")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--w-hpf", type=float, default=0.0, choices=[0.0, 1.0],
+                    help="0: the AFHQ generator (default); 1: the CelebA-HQ one, with FAN masks")
     args = ap.parse_args()
     # float64 throughout: in float32 the second iteration's updates differ between thread counts by up to
     # 8% of their size (Adam's first step with beta1 = 0 is lr * sign(g), so rounding noise in tiny gradients
@@ -138,12 +146,18 @@ def main() -> None:
 
     solver_module.compute_d_loss = recording(solver_module.compute_d_loss)
     solver_module.compute_g_loss = recording(solver_module.compute_g_loss)
+    wing_path = Path(args.out).with_suffix(".wing.tmp")
+    if args.w_hpf > 0:
+        fan = sys.modules["core.wing"].FAN()
+        fill_by_key_order(fan, FAN_SEED)
+        torch.save({"state_dict": fan.state_dict()}, wing_path)
     solver_args = types.SimpleNamespace(
-        img_size=IMG_SIZE, num_domains=NUM_DOMAINS, latent_dim=LATENT_DIM, style_dim=STYLE_DIM, w_hpf=0.0,
-        mode="train", checkpoint_dir="unused", resume_iter=0, total_iters=ITERATIONS, print_every=10**9,
-        sample_every=10**9, save_every=10**9, eval_every=10**9, **HYPER)
+        img_size=IMG_SIZE, num_domains=NUM_DOMAINS, latent_dim=LATENT_DIM, style_dim=STYLE_DIM, w_hpf=args.w_hpf,
+        wing_path=str(wing_path), mode="train", checkpoint_dir="unused", resume_iter=0, total_iters=ITERATIONS,
+        print_every=10**9, sample_every=10**9, save_every=10**9, eval_every=10**9, **HYPER)
     torch.manual_seed(0)
     solver = solver_module.Solver(solver_args)
+    wing_path.unlink(missing_ok=True)
     for seed, name in enumerate(NETS):
         fill_by_key_order(solver.nets[name].module, seed)
     before = {name: {k: v.detach().clone() for k, v in solver.nets[name].module.named_parameters()} for name in NETS}
@@ -157,8 +171,9 @@ def main() -> None:
     for name in NETS:
         ref.update({f"update/{name}/{k}": p for k, p in update_projections(before[name], after[name]).items()})
     torch.save(ref, args.out)
+    counts = {name: sum(p.numel() for p in before[name].values()) for name in NETS}
     print(f"wrote {args.out}: {len(losses)} losses x {ITERATIONS} iterations, "
-          f"{sum(len(b) for b in before.values())} parameter tensors")
+          f"{sum(len(b) for b in before.values())} parameter tensors; parameters {counts}")
 
 
 if __name__ == "__main__":

@@ -180,24 +180,43 @@ def float64_default():
     torch.set_default_dtype(previous)
 
 
-def test_two_training_iterations_equal_the_official_solver(tmp_path, float64_default):
+# The official widths at 2**9: the parameter counts its Solver printed (G, F, E, D).
+STEP_CASES = {0.0: (STEP_REFERENCE, [112_643, 3_259_072, 443_728, 419_347]),
+              1.0: (STEP_REFERENCE.with_name("starganv2_official_step_hpf1.pt"), [423_139, 3_259_072, 443_728, 419_347])}
+
+
+@pytest.mark.parametrize("w_hpf", [0.0, 1.0], ids=["afhq_generator", "celeba_hq_generator_with_fan_masks"])
+def test_two_training_iterations_equal_the_official_solver(w_hpf, tmp_path, float64_default):
     """The same weights and inputs through two trainer steps and through two iterations of the official
     ``Solver.train`` (networks at 2**9 instead of 2**14 input channels, float64): every loss agrees to the
-    float32 the trainer logs it in, and every parameter's update to 1e-9 of its size."""
+    float32 the trainer logs it in, and every parameter's update to 1e-9 of its size. With ``w_hpf`` 1 the
+    official FAN (the same seeded weights, handed over as a ``wing.ckpt``) gives the masks of both."""
     from ganforge.train.trainer import Trainer
 
-    ref = torch.load(STEP_REFERENCE, weights_only=True)
+    reference, counts = STEP_CASES[w_hpf]
+    ref = torch.load(reference, weights_only=True)
     folder = _domain_folder(tmp_path / "d", {"a": 2, "b": 2, "c": 2})
-    overrides = tiny(tmp_path, folder, **{"model.image_size": 32, "data.image_size": 32, "model.base_dim": 16,
-                                          "model.max_conv_dim": 512, "model.num_domains": 3, "train.batch_size": 2})
+    extra = {"model.image_size": 32, "data.image_size": 32, "model.base_dim": 16, "model.max_conv_dim": 512,
+             "model.num_domains": 3, "train.batch_size": 2, "model.w_hpf": w_hpf}
+    if w_hpf > 0:
+        fan = FAN()
+        fill_by_key_order(fan, 4)  # the reference script's FAN_SEED
+        torch.save({"state_dict": fan.state_dict()}, tmp_path / "wing.ckpt")
+        extra["recipe.fan_weights"] = str(tmp_path / "wing.ckpt")
+    overrides = tiny(tmp_path, folder, **extra)
     trainer = Trainer(load_config("starganv2/afhq", overrides))  # lambda_ds 2 decaying over ds_iter=4, as the reference
     T, D = trainer.recipe.networks["G"], trainer.recipe.networks["D"]
     nets = {"generator": T.generator, "mapping_network": T.mapping_network, "style_encoder": T.style_encoder,
             "discriminator": D}
-    # the official widths at 2**9: the counts its Solver printed
-    assert [count_parameters(n) for n in nets.values()] == [112_643, 3_259_072, 443_728, 419_347]
+    assert [count_parameters(n) for n in nets.values()] == counts
     for seed, net in enumerate(nets.values()):
         fill_by_key_order(net, seed)
+    if w_hpf > 0:
+        # A random FAN on noise saturates both masks near 1: the high-pass skips carry the whole encoder
+        # features, so they and their gradients are compared here; the masks' landmark geometry is
+        # compared in test_fan_heatmaps_and_masks_equal_the_official.
+        whole, inner = T.masks(ref["input0/x_src"])
+        assert whole.min() > 0.5 and inner.min() > 0.5
     before = {name: {k: v.detach().clone() for k, v in net.named_parameters()} for name, net in nets.items()}
     trainer.stream = iter([{"image": ref[f"input{i}/x_src"], "label": ref[f"input{i}/y_src"],
                             "ref": ref[f"input{i}/x_ref"], "ref2": ref[f"input{i}/x_ref2"],

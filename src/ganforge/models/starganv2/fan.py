@@ -136,8 +136,9 @@ class FAN(nn.Module):
 
     @torch.no_grad()
     def masks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The generator's two landmark masks (N, 1, 256, 256) for images in [-1, 1]."""
-        return landmark_masks(self.heatmaps(x.float()))
+        """The generator's two landmark masks (N, 1, 256, 256) for images in [-1, 1], in the FAN's dtype
+        (half-precision inputs are read in float32, and a float64 FAN keeps float64 inputs exact)."""
+        return landmark_masks(self.heatmaps(x.to(self.l0.weight.dtype)))
 
 
 # Landmark index ranges of the 98-point WFLW layout, as the official ``index_map``.
