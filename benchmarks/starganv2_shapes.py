@@ -32,6 +32,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=50, help="validation sources per domain")
     p.add_argument("--outs", type=int, default=10, help="outputs per source")
     p.add_argument("--every", type=int, default=1000, help="evaluate checkpoints at multiples of this step")
+    p.add_argument("--from-step", type=int, default=0, help="skip checkpoints before this step")
     p.add_argument("--metrics", default="oracle")
     p.add_argument("--out-dir", default="runs")
     args = p.parse_args()
@@ -47,7 +48,7 @@ def main() -> None:
     checkpoints = sorted((run / "checkpoints").glob("step-*.pt"))
     for path in checkpoints:
         state = load_checkpoint(path)
-        if state["step"] % args.every and path != checkpoints[-1]:
+        if state["step"] < args.from_step or (state["step"] % args.every and path != checkpoints[-1]):
             continue
         values = evaluation.run(generator_from_checkpoint(state, "ema").net).values
         row = " | ".join(f"{values[c]:.3f}" if c in values else "-" for c in COLUMNS)
