@@ -70,6 +70,7 @@ class HDF5Dataset:
         return state
 
     def get(self, index: int, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Item ``index`` (``rng`` draws the augmentations); the file opens lazily, once per worker."""
         if self._memory is None and self._file is None:
             import h5py
 

@@ -160,6 +160,7 @@ class ImageFolderDataset:
             return None
 
     def get(self, index: int, rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Item ``index`` (``rng`` draws the augmentations); unreadable pixels skip to the next file."""
         # A file whose header was fine but whose pixels are not is replaced by the next good one,
         # deterministically, so one broken JPEG cannot end a week-long run.
         for step in range(len(self)):

@@ -86,6 +86,7 @@ class EvalResult:
         return {"n": self.n, "metrics": clean(self.metrics), "real_vs_real": clean(self.real_vs_real), **self.info}
 
     def table(self) -> str:
+        """The metrics as a text table, beside the real-vs-real reference values where measured."""
         rows = [("metric", "model", "real vs real")]
         for k, v in self.metrics.items():
             ref = self.real_vs_real.get(k)

@@ -27,6 +27,7 @@ class RunLogger:
                 self._tb = None
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
+        """Append ``values`` at ``step`` to metrics.jsonl and TensorBoard (non-finite values as text)."""
         if self._jsonl is None:
             return
         clean = {k: (v if math.isfinite(v) else str(v)) for k, v in values.items()}

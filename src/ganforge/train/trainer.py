@@ -160,6 +160,8 @@ class Trainer:
     # state
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything a resume needs to continue bit for bit: networks, EMA, optimizers, scalers, RNG
+        streams, the data position and the lr scale."""
         return {
             "family": self.cfg.family,
             "generator": self.recipe.generator,
@@ -329,6 +331,7 @@ class Trainer:
         return self.recipe.prepare_sampler(net) if self.recipe.prepare_sampler is not None else net
 
     def write_samples(self) -> Path | None:
+        """Write the family's sample grid for the current step (main process only); its path, or None."""
         if not self.is_main or self.run_dir is None:
             return None
         net = self._sampler()
