@@ -237,6 +237,27 @@ def test_ema_copies_before_start_then_averages():
     assert not any(p.requires_grad for p in ema.parameters())
 
 
+def test_out_of_memory_while_building_says_the_model_does_not_fit(tmp_path, monkeypatch, capsys):
+    """An OOM before any batch exists (networks placed on the device) is not blamed on the batch size:
+    no probe runs, and the CLI prints the family, the device and what to change, exiting 2."""
+    import ganforge.train.trainer as trainer_module
+    from ganforge.cli import main
+    from ganforge.train.memory import BatchTooLarge, ModelTooLarge
+
+    def no_room(net, world_size):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    probes: list[int] = []
+    monkeypatch.setattr(trainer_module, "broadcast_module", no_room)  # called once the networks are built
+    monkeypatch.setattr(trainer_module, "probe_largest_batch", lambda *a: probes.append(1))
+    with pytest.raises(ModelTooLarge, match=r"building the wgan_gp networks on cpu ran out of memory.*no "
+                                            r"train.batch_size would help.*Tried to allocate 9.00 GiB") as caught:
+        train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path)))
+    assert not isinstance(caught.value, BatchTooLarge) and probes == []
+    assert main(["train", "wgan_gp/shapes", *tiny_overrides(tmp_path / "cli")]) == 2
+    assert "ganforge train: error: building the wgan_gp networks" in capsys.readouterr().err
+
+
 def test_linear_decay_schedule():
     assert [linear_decay(s, 10, 6) for s in (0, 5, 6, 8, 10)] == [1.0, 1.0, 1.0, 0.5, 0.0]
 

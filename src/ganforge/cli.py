@@ -735,13 +735,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ganforge.metrics.weights import WeightsError
     from ganforge.registry import RegistryError
     from ganforge.train.checkpoint import CheckpointError
-    from ganforge.train.memory import BatchTooLarge
+    from ganforge.train.memory import DeviceMemoryError
     from ganforge.train.trainer import TrainingDiverged
 
     try:
         return HANDLERS[args.verb](args)
     except (ConfigError, DataError, RegistryError, CheckpointError, FileExistsError, FileNotFoundError,
-            EvalError, WeightsError, BatchTooLarge) as err:
+            EvalError, WeightsError, DeviceMemoryError) as err:
         print(f"ganforge {args.verb}: error: {err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:

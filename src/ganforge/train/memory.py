@@ -4,7 +4,8 @@ When the first steps of a run exhaust the accelerator's memory, the failing trai
 the batch size is probed downwards (halving, one training step each, nothing written): the error
 then names the largest batch that ran and the ``train.grad_accum`` that keeps the configured
 effective batch. Under torchrun no probe is made (a probe on one rank would stall the others); the
-message suggests gradient accumulation instead.
+message suggests gradient accumulation instead. Running out while the networks are being placed on
+the device (before any batch exists) is a different error: the model itself does not fit.
 """
 
 from __future__ import annotations
@@ -19,8 +20,16 @@ _OOM_TYPES = tuple(t for t in (getattr(torch, "OutOfMemoryError", None), getattr
                    if isinstance(t, type))
 
 
-class BatchTooLarge(RuntimeError):
+class DeviceMemoryError(RuntimeError):
+    """A run does not fit in the accelerator's memory; the message says what to change."""
+
+
+class BatchTooLarge(DeviceMemoryError):
     """The configured batch does not fit in the device's memory; the message says what does."""
+
+
+class ModelTooLarge(DeviceMemoryError):
+    """The networks (with their EMA copy and, on resume, the checkpoint) do not fit before any batch."""
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -61,6 +70,14 @@ def probe_largest_batch(cfg: Any, fits: Callable[[Any], bool]) -> int | None:
         if fits(trial):
             return batch
     return None
+
+
+def model_too_large(cfg: Any, device: torch.device, err: BaseException) -> ModelTooLarge:
+    """The error for an out-of-memory raised while the trainer was being built: no batch size helps."""
+    return ModelTooLarge(f"building the {cfg.family} networks on {_memory_of(device)} ran out of memory before the "
+                         f"first training step, so no train.batch_size would help: the networks, their EMA copy and "
+                         f"their optimizer state do not fit. Use a smaller model (e.g. a smaller model.image_size), "
+                         f"runtime.device=cpu, or a device with more memory (PyTorch said: {str(err).strip()[:200]})")
 
 
 def explain(cfg: Any, device: torch.device, world_size: int, largest: int | None) -> BatchTooLarge:

@@ -39,7 +39,8 @@ from ganforge.sample.grid import generate, save_grid
 from ganforge.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from ganforge.train.ema import make_ema, update_ema
 from ganforge.train.logger import RunLogger
-from ganforge.train.memory import explain, free_device_memory, is_out_of_memory, probe_largest_batch
+from ganforge.train.memory import (explain, free_device_memory, is_out_of_memory, model_too_large,
+                                   probe_largest_batch)
 from ganforge.train.phases import Recipe, RecipeContext, count_parameters
 from ganforge.train.schedules import linear_decay
 
@@ -513,8 +514,21 @@ def prepare_run_dir(cfg: RunConfig) -> Path:
 
 def _fit(cfg: RunConfig, make: Callable[[], Trainer]) -> TrainResult:
     """Build a trainer and fit it; a device out-of-memory becomes a BatchTooLarge error naming the
-    largest batch that fits (probed after the failing trainer is released)."""
-    trainer = make()
+    largest batch that fits (probed after the failing trainer is released); one while the trainer is
+    built becomes a ModelTooLarge error (no batch exists yet, so no batch size can help)."""
+    try:
+        trainer = make()
+    except Exception as err:
+        if not is_out_of_memory(err):
+            raise
+        info = env_info()
+        device = resolve_device(cfg.runtime.device, info.local_rank if info.enabled else None)
+        error = model_too_large(cfg, device, err)
+    else:
+        error = None
+    if error is not None:  # raised outside the handler, so the failed build's tensors can be freed
+        free_device_memory()
+        raise error
     try:
         return trainer.fit()
     except Exception as err:
