@@ -20,6 +20,11 @@ EXAMPLES = {
         ganforge train configs/my.yaml data.path=/data/anime name=anime64
         ganforge train wgan_gp/shapes --dry-run         # build, one step per phase, report
         torchrun --nproc_per_node 2 -m ganforge train wgan_gp/shapes   # DDP, same command""",
+    "bench": """
+        ganforge bench wgan_gp/shapes runtime.precision=bf16      # s/step, images/s, FLOP/s vs peak, memory
+        ganforge bench stargan/celeba data.name=shapes data.view=attributes data.selected_attrs=[Red,Green,Blue,Large,Light_Background] --steps 2
+        ganforge bench starganv2/afhq data.name=shapes data.view=domains model.image_size=128 data.image_size=128
+        ganforge bench biggan/cifar10 data.name=shapes data.view=class model.num_classes=18 --json bench.json   # built-in data""",
     "resume": """
         ganforge resume runs/demo                        # continue from the latest checkpoint
         ganforge resume runs/demo train.steps=5000       # ... and train for longer""",
@@ -102,6 +107,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("preset", help="YAML file or shipped preset such as wgan_gp/shapes")
     t.add_argument("overrides", nargs="*", help="key=value with dotted keys, e.g. train.steps=500")
     t.add_argument("--dry-run", action="store_true", help="build, run one step of every phase, report, write nothing")
+
+    b = verb("bench", "Measure training speed: s/step and s/iteration (as the official loop counts them), images/s, "
+                      "counted FLOP/s against the device's measured peak, peak memory. Writes nothing.")
+    b.add_argument("preset", help="YAML file or shipped preset such as stargan/celeba")
+    b.add_argument("overrides", nargs="*", help="key=value, e.g. data.name=shapes runtime.precision=bf16")
+    b.add_argument("--steps", type=int, default=3, help="timed training steps (the median is reported)")
+    b.add_argument("--warmup", type=int, default=1, help="untimed steps first (the first also counts FLOPs)")
+    b.add_argument("--no-peak", action="store_true", help="skip the device-peak matrix product")
+    b.add_argument("--json", help="also write the numbers to this JSON file")
 
     r = verb("resume", "Continue a run from its latest checkpoint.")
     r.add_argument("run", help="run folder (runs/NAME)")
@@ -263,6 +277,19 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     result = train(cfg)
     return _report(result)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ganforge.config import load_config
+    from ganforge.train.bench import bench
+    from ganforge.train.trainer import Trainer
+
+    cfg = load_config(args.preset, args.overrides)
+    report = bench(Trainer(cfg, run_dir=None), steps=args.steps, warmup=args.warmup, measure_peak=not args.no_peak)
+    print(report.table())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    return 0
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -707,7 +734,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "train": _train, "resume": _resume, "sample": _sample, "export": _export, "evaluate": _evaluate,
+    "train": _train, "bench": _bench, "resume": _resume, "sample": _sample, "export": _export, "evaluate": _evaluate,
     "weights": _weights, "oracle": _oracle, "info": _info, "data": _data, "translate": _translate, "import": _import,
     "story": _story,
 }

@@ -36,6 +36,10 @@ class FamilySpec:
     # conditional-on-image families) and ``task_metrics(net, oracle, indices, batch_size, device)``
     # for its ``task_group``. None: images come from ``generator.make_inputs``.
     evaluation: Callable[[Any], Any] | None = None
+    # How many iterations of the official training loop one trainer step makes, so speeds compare
+    # with the official code's s/iteration (StarGAN's loop updates D every iteration and G every
+    # n_critic-th; our step holds all n_critic D updates).
+    official_iterations: Callable[["RunConfig"], int] = lambda cfg: 1
 
     def evaluation_for(self, dataset: Any) -> Any:
         """The family's evaluation hooks for ``dataset`` (None for families that sample from noise)."""

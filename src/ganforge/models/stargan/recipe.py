@@ -216,4 +216,4 @@ def _evaluation(dataset):
 
 
 register_family(FamilySpec("stargan", StarganModelConfig, StarganRecipeConfig, build_recipe, StarganGenerator,
-                           check, evaluation=_evaluation))
+                           check, evaluation=_evaluation, official_iterations=lambda cfg: cfg.recipe.n_critic))

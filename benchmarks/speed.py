@@ -1,0 +1,77 @@
+"""Training speed of every family at the official code's default architecture and batch (issue 8).
+
+Not a test. Each row is ``ganforge bench`` on a shipped preset whose architecture and batch are the
+official defaults, fed by the built-in shapes data at the same image size (no download, and the data
+does not change the network or its cost). Prints one markdown row per (family, precision) with
+s/iteration as the official loop counts it, images/s, counted GFLOP/s and its fraction of the
+device's measured matrix-product peak in that precision, and peak memory.
+
+    .venv/bin/python benchmarks/speed.py                        # every family, fp32 and bf16
+    .venv/bin/python benchmarks/speed.py --only stargan --precisions bf16 --steps 2
+
+Run it with nothing else on the machine: two PyTorch processes on 2 cores slow each other down many
+times over. Peak memory on the CPU is the process's max RSS, so each row runs in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# name -> (preset, overrides that swap in the built-in shapes data without touching the networks)
+CASES: dict[str, tuple[str, list[str]]] = {
+    # yunjey/stargan defaults: 128 px, c_dim 5, 64 filters, 6 residual blocks, 6 D convs, batch 16, n_critic 5.
+    "stargan": ("stargan/celeba", ["data.name=shapes", "data.view=attributes", "data.crop_size=null",
+                                   "data.selected_attrs=[Red,Green,Blue,Large,Light_Background]"]),
+    # clovaai/stargan-v2 AFHQ configuration at 128 px (the size issue 8 measures), batch 8, w_hpf 0.
+    "starganv2": ("starganv2/afhq", ["data.name=shapes", "data.view=domains", "model.image_size=128",
+                                     "data.image_size=128"]),
+    # BigGAN-PyTorch's CIFAR script: 32 px, ch 64, batch 50, 4 D steps per G step. The shapes class
+    # view has 18 classes, not 10: only the class embeddings grow (8 more rows), not the compute.
+    "biggan": ("biggan/cifar10", ["data.name=shapes", "data.view=class", "model.num_classes=18"]),
+    # yitong91/StoryGAN CLEVR: 64 px, 4 frames, batch 24 stories; the shapes story view's 75-d
+    # descriptions are CLEVR's size too.
+    "storygan": ("storygan/clevr_sv", ["data.name=shapes", "data.view=story", "data.story_range=[]"]),
+    # WGAN-GP 64 px DCGAN-style networks, batch 64, n_critic 5.
+    "wgan_gp": ("wgan_gp/shapes", []),
+}
+
+
+def run_case(name: str, precision: str, steps: int, warmup: int) -> dict:
+    preset, overrides = CASES[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bench.json"
+        cmd = [sys.executable, "-m", "ganforge", "bench", preset, *overrides, f"runtime.precision={precision}",
+               "data.num_workers=0", "--steps", str(steps), "--warmup", str(warmup), "--json", str(out)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=dict(os.environ))
+        return json.loads(out.read_text())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", action="append", choices=sorted(CASES), help="families to run (default: all)")
+    p.add_argument("--precisions", default="fp32,bf16")
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    args = p.parse_args()
+    print("| family | preset | size | batch | precision | s/iteration | images/s | GFLOP/iteration | "
+          "GFLOP/s | peak GFLOP/s | fraction | peak memory |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name in args.only or list(CASES):
+        for precision in args.precisions.split(","):
+            r = run_case(name, precision, args.steps, args.warmup)
+            its = r["iterations_per_step"]
+            memory = f"{r['peak_memory_bytes'] / 2 ** 30:.2f} GiB" if r["peak_memory_bytes"] else "-"
+            print(f"| {name} | {CASES[name][0]} | {r['image_size']} | {r['batch_size']} | {precision} | "
+                  f"{r['iteration_s']:.3f} | {r['images_per_s']:.1f} | {r['flops_per_step'] / its / 1e9:.1f} | "
+                  f"{r['achieved_flops'] / 1e9:.1f} | {r['peak_flops'] / 1e9:.0f} | "
+                  f"{100 * r['peak_fraction']:.1f}% | {memory} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
