@@ -151,6 +151,8 @@ class RuntimeConfig:
     deterministic: bool = False
     threads: int | None = None  # intra-op CPU threads; None keeps PyTorch's choice
     channels_last: bool = False
+    # How optimizers compute their update: auto = fused kernels where the device has them (CPU, CUDA).
+    optimizer_impl: Literal["auto", "fused", "foreach", "for_loop"] = "auto"
     dist_timeout_s: int = positive(600)  # a lost rank stops the others after this
 
 

@@ -39,6 +39,8 @@ class BenchReport:
     batch_size: int
     image_size: int | None
     iterations_per_step: int  # official-loop iterations that one trainer step makes
+    optimizer_impl: str = "auto"
+    channels_last: bool = False
     step_s: list[float] = field(default_factory=list)
     images_per_step: int = 0  # real images drawn from the data per step
     flops_per_step: float = 0.0
@@ -80,7 +82,8 @@ class BenchReport:
         spread = f"{min(self.step_s):.3f}-{max(self.step_s):.3f}" if len(self.step_s) > 1 else f"{self.step_s[0]:.3f}"
         rows = [
             f"{self.family} on {self.device}, {self.precision}, {self.threads} thread(s), batch {self.batch_size}"
-            + (f", {self.image_size} px" if self.image_size else ""),
+            + (f", {self.image_size} px" if self.image_size else "")
+            + f", optimizers {self.optimizer_impl}" + (", channels_last" if self.channels_last else ""),
             f"  s/step            {self.median_step_s:.3f} (median of {len(self.step_s)}; range {spread})",
             f"  s/iteration       {self.iteration_s:.3f} (official loop; {self.iterations_per_step} per step)",
             f"  images/s          {self.images_per_s:.1f} ({self.images_per_step} real images per step)",
@@ -142,7 +145,8 @@ def bench(trainer: "Trainer", steps: int = 3, warmup: int = 1, measure_peak: boo
         family=cfg.family, device=str(trainer.device), precision=trainer.precision.name,
         threads=torch.get_num_threads(), batch_size=cfg.train.batch_size,
         image_size=getattr(cfg.model, "image_size", None),
-        iterations_per_step=trainer.spec.official_iterations(cfg),
+        iterations_per_step=trainer.spec.official_iterations(cfg), optimizer_impl=cfg.runtime.optimizer_impl,
+        channels_last=cfg.runtime.channels_last,
         parameters={k: count_parameters(v) for k, v in trainer.recipe.networks.items()})
     try:
         position = trainer.stream.position

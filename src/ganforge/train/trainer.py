@@ -41,6 +41,7 @@ from ganforge.train.ema import make_ema, update_ema
 from ganforge.train.logger import RunLogger
 from ganforge.train.memory import (explain, free_device_memory, is_out_of_memory, model_too_large,
                                    probe_largest_batch)
+from ganforge.train.optimizers import use_implementation
 from ganforge.train.phases import Recipe, RecipeContext, count_parameters
 from ganforge.train.schedules import linear_decay
 
@@ -124,6 +125,7 @@ class Trainer:
                                  noise=torch.Generator().manual_seed(rt.seed), dataset=self.dataset)
         self.spec = get_family(cfg.family)
         self.recipe: Recipe = self.spec.build_recipe(cfg, self.ctx)
+        use_implementation(self.recipe.optimizers.values(), rt.optimizer_impl, self.device)
         self.generator = self.recipe.networks[self.recipe.generator]
         self.ema = make_ema(self.generator) if tr.ema.enabled else None
         self.scalers = {name: self.precision.make_scaler() for name in self.recipe.optimizers}
