@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ganforge.config import resolve
-from ganforge.layers.norm import CrossRankBatchNorm2d
+from ganforge.layers.norm import CrossRankBatchNorm2d, InstanceNorm2d, to_channels_last
 from ganforge.losses import discriminator_loss, generator_loss, gradient_penalty
 from ganforge.models.dcgan.networks import DcganDiscriminator, DcganGenerator, DcganModelConfig
 from ganforge.train.phases import count_parameters
@@ -87,3 +87,38 @@ def test_cross_rank_batchnorm_is_batchnorm_in_one_process():
     x = torch.randn(6, 5, 3, 3)
     assert torch.equal(ours(x), ref(x))
     assert torch.equal(ours.running_var, ref.running_var)
+
+
+@pytest.mark.parametrize("track", [False, True])
+def test_instance_norm_keeps_channels_last_and_equals_pytorch(track):
+    """Channels_last inputs (the fast layout for bf16 convolutions on CPU) stay channels_last; values,
+    gradients and running-stat updates equal nn.InstanceNorm2d's, in train and eval mode; contiguous
+    inputs take PyTorch's own kernel (bit-identical)."""
+    torch.manual_seed(0)
+    ref = torch.nn.InstanceNorm2d(6, affine=True, track_running_stats=track)
+    ours = InstanceNorm2d(6, affine=True, track_running_stats=track)
+    with torch.no_grad():
+        ref.weight.uniform_(0.5, 1.5), ref.bias.uniform_(-1, 1)
+    ours.load_state_dict(ref.state_dict())
+    x = (torch.randn(3, 6, 5, 7) * 3 + 2).requires_grad_()
+    assert torch.equal(ours(x.contiguous(memory_format=torch.channels_last)), ref(x))  # off until switched
+    to_channels_last(ours)
+    x_cl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    grad = torch.randn(3, 6, 5, 7)
+    for mode in ("train", "eval"):
+        getattr(ref, mode)(), getattr(ours, mode)()
+        y_ref, y = ref(x), ours(x_cl)
+        assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()
+        torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+        (g_ref,) = torch.autograd.grad(y_ref, x, grad)
+        (g,) = torch.autograd.grad(y, x_cl, grad)
+        torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-5)
+        if track:
+            torch.testing.assert_close(ours.running_mean, ref.running_mean)
+            torch.testing.assert_close(ours.running_var, ref.running_var)
+    ours.train(), ref.train()
+    assert torch.equal(ours(x), ref(x))  # contiguous: PyTorch's kernel
+    with torch.autocast("cpu", torch.bfloat16):
+        y16 = ours(x_cl.detach().bfloat16())
+    assert y16.dtype == torch.bfloat16 and y16.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y16.float(), ref(x).detach(), rtol=2e-2, atol=2e-2)

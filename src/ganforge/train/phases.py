@@ -13,6 +13,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from ganforge.layers.norm import to_channels_last
 from ganforge.runtime.distributed import DistInfo
 from ganforge.runtime.precision import Precision
 
@@ -113,7 +114,7 @@ class RecipeContext:
     def place(self, module: nn.Module) -> nn.Module:
         """Move a freshly built network to the device (and channels_last if configured)."""
         module = module.to(self.device)
-        return module.to(memory_format=torch.channels_last) if self.channels_last else module
+        return to_channels_last(module) if self.channels_last else module
 
 
 class StepBatches:

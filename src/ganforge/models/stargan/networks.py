@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganforge.config import positive
+from ganforge.layers.norm import InstanceNorm2d, instance_norm
 
 
 @dataclass
@@ -50,7 +51,7 @@ class StarganModelConfig:
     joint_split: int = 0  # joint: labels[:joint_split] are CelebA attributes, the rest RaFD classes
 
 
-class StatsInstanceNorm2d(nn.InstanceNorm2d):
+class StatsInstanceNorm2d(InstanceNorm2d):
     """The official ``InstanceNorm2d(affine=True, track_running_stats=True)``; with ``always_batch_stats``
     it keeps using each image's own statistics in eval mode, as the official test code effectively does."""
 
@@ -62,7 +63,8 @@ class StatsInstanceNorm2d(nn.InstanceNorm2d):
         if self.training or not self.always_batch_stats:
             return super().forward(x)
         # Per-image statistics without touching the running averages.
-        return F.instance_norm(x, None, None, self.weight, self.bias, use_input_stats=True, eps=self.eps)
+        norm = instance_norm if self.keeps_channels_last else F.instance_norm
+        return norm(x, None, None, self.weight, self.bias, use_input_stats=True, eps=self.eps)
 
 
 class ResidualBlock(nn.Module):

@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganforge.config import non_negative, positive
+from ganforge.layers.norm import InstanceNorm2d
 
 # Every residual sum is divided by sqrt(2) to keep unit variance, as the official blocks do (a division,
 # not a multiplication by 1/sqrt(2), so that outputs match the official ones bit for bit).
@@ -64,8 +65,8 @@ class ResBlk(nn.Module):
         self.conv1 = nn.Conv2d(dim_in, dim_in, 3, 1, 1)
         self.conv2 = nn.Conv2d(dim_in, dim_out, 3, 1, 1)
         if normalize:
-            self.norm1 = nn.InstanceNorm2d(dim_in, affine=True)
-            self.norm2 = nn.InstanceNorm2d(dim_in, affine=True)
+            self.norm1 = InstanceNorm2d(dim_in, affine=True)
+            self.norm2 = InstanceNorm2d(dim_in, affine=True)
         self.conv1x1 = nn.Conv2d(dim_in, dim_out, 1, 1, 0, bias=False) if dim_in != dim_out else None
 
     def _shortcut(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,7 +93,7 @@ class AdaIN(nn.Module):
 
     def __init__(self, style_dim: int, channels: int):
         super().__init__()
-        self.norm = nn.InstanceNorm2d(channels, affine=False)
+        self.norm = InstanceNorm2d(channels, affine=False)
         self.fc = nn.Linear(style_dim, channels * 2)
 
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -159,7 +160,7 @@ class Generator(nn.Module):
         self.from_rgb = nn.Conv2d(3, dim_in, 3, 1, 1)
         self.encode = nn.ModuleList()
         self.decode = nn.ModuleList()
-        self.to_rgb = nn.Sequential(nn.InstanceNorm2d(dim_in, affine=True), _lrelu(), nn.Conv2d(dim_in, 3, 1, 1, 0))
+        self.to_rgb = nn.Sequential(InstanceNorm2d(dim_in, affine=True), _lrelu(), nn.Conv2d(dim_in, 3, 1, 1, 0))
         levels = int(math.log2(cfg.image_size)) - 4 + (1 if cfg.w_hpf > 0 else 0)
         decode: list[nn.Module] = []  # built outside-in, stored inside-out (the decoder mirrors the encoder)
         dim_out = dim_in
