@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,7 @@ def run_case(name: str, precision: str, steps: int, warmup: int) -> dict:
         out = Path(tmp) / "bench.json"
         cmd = [sys.executable, "-m", "ganforge", "bench", preset, *overrides, f"runtime.precision={precision}",
                "data.num_workers=0", "--steps", str(steps), "--warmup", str(warmup), "--json", str(out)]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=dict(os.environ))
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         return json.loads(out.read_text())
 
 

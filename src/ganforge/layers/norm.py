@@ -151,7 +151,8 @@ def make_norm2d(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"norm '{kind}' is not one of {', '.join(NORM_CHOICES)}")
 
 
-__all__ = ["CrossRankBatchNorm2d", "global_batch_norm", "instance_norm", "InstanceNorm2d", "LayerNorm2d", "to_channels_last", "make_norm2d", "NORM_CHOICES", "F"]
+__all__ = ["CrossRankBatchNorm2d", "global_batch_norm", "instance_norm", "InstanceNorm2d", "LayerNorm2d",
+           "to_channels_last", "make_norm2d", "NORM_CHOICES", "F"]
 
 
 class _EvalBatchStats:

@@ -93,6 +93,12 @@ class _StopFlag:
             signal.signal(sig, prev)
 
 
+def _rank_device(cfg: RunConfig) -> torch.device:
+    """The device this process trains on (under torchrun, its local rank's)."""
+    info = env_info()
+    return resolve_device(cfg.runtime.device, info.local_rank if info.enabled else None)
+
+
 class Trainer:
     """Builds a run from a config and trains it; see the module docstring."""
 
@@ -103,8 +109,7 @@ class Trainer:
         rt = cfg.runtime
         if rt.threads:
             torch.set_num_threads(rt.threads)
-        info = env_info()
-        self.device = resolve_device(rt.device, info.local_rank if info.enabled else None)
+        self.device = _rank_device(cfg)
         self.dist = init_distributed(self.device, rt.dist_timeout_s)
         self.is_main = self.dist.is_main
         set_deterministic(rt.deterministic)
@@ -523,9 +528,7 @@ def _fit(cfg: RunConfig, make: Callable[[], Trainer]) -> TrainResult:
     except Exception as err:
         if not is_out_of_memory(err):
             raise
-        info = env_info()
-        device = resolve_device(cfg.runtime.device, info.local_rank if info.enabled else None)
-        error = model_too_large(cfg, device, err)
+        error = model_too_large(cfg, _rank_device(cfg), err)
     else:
         error = None
     if error is not None:  # raised outside the handler, so the failed build's tensors can be freed
