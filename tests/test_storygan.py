@@ -26,6 +26,7 @@ from ganforge.models.storygan.networks import (ImageDiscriminator, StoryDiscrimi
 from ganforge.models.storygan.official import import_official
 from ganforge.models.storygan.recipe import discriminator_loss
 from ganforge.train.checkpoint import CheckpointError, load_checkpoint
+from ganforge.layers.norm import to_channels_last
 from ganforge.train.phases import count_parameters
 from ganforge.train.trainer import resume, train
 
@@ -249,6 +250,20 @@ def test_training_writes_story_strips_and_resumes_bit_for_bit(storygan_run, tmp_
     train(load_config("storygan/shapes", tiny(tmp_path, **{"train.steps": 2})))
     resume(tmp_path / "run", ["train.steps=4"])
     assert_latest_checkpoints_equal(storygan_run, tmp_path / "run")
+
+
+@pytest.mark.parametrize("df_dim", [2, 3, 96])  # 8ndf = 16 and 24 hit PyTorch's bf16 channels_last bug
+def test_conditional_logits_agree_in_bf16_channels_last(df_dim):
+    """The presets train channels_last; the 4x4 -> 1x1 logit conv must give the contiguous result."""
+    torch.manual_seed(0)
+    cfg = StoryganModelConfig(df_dim=df_dim)
+    d = ImageDiscriminator(cfg).train()
+    images, condition = torch.rand(6, 3, 64, 64) * 2 - 1, torch.rand(6, cfg.text_dim)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        plain = d.get_cond_logits.logits(d(images), condition).float()
+        d = to_channels_last(d)
+        fast = d.get_cond_logits.logits(d(images.contiguous(memory_format=torch.channels_last)), condition).float()
+    assert torch.allclose(fast, plain, atol=0.05 * plain.abs().max().item())
 
 
 def test_bf16_training_tracks_fp32(tmp_path):

@@ -218,7 +218,12 @@ class ConditionalLogits(nn.Module):
     def logits(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """Pre-sigmoid scores (N,): the losses use these (BCE with logits, stable in low precision)."""
         c = self.convc(condition.reshape(-1, self.cond_dim, 1, 1).repeat(1, 1, 4, 4))
-        return self.conv2[0](self.conv1(features) * c).view(-1)
+        # PyTorch 2.14's CPU bf16 convolution is wrong when the input or the weight is channels_last
+        # and the kernel and stride both equal the input size (this 4x4 -> 1x1 conv), at some
+        # widths (8ndf of 8-28: errors above 100%). Both are tiny, so contiguous copies cost nothing.
+        head = self.conv2[0]
+        h = (self.conv1(features) * c).contiguous()
+        return F.conv2d(h, head.weight.contiguous(), head.bias, stride=head.stride).view(-1)
 
     def forward(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """Probabilities (N,), as the official module returns them."""
