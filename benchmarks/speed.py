@@ -8,6 +8,7 @@ device's measured matrix-product peak in that precision, and peak memory.
 
     .venv/bin/python benchmarks/speed.py                        # every family, fp32 and bf16
     .venv/bin/python benchmarks/speed.py --only stargan --precisions bf16 --steps 2
+    .venv/bin/python benchmarks/speed.py --only biggan --precisions bf16 runtime.channels_last=true
 
 Run it with nothing else on the machine: two PyTorch processes on 2 cores slow each other down many
 times over. Peak memory on the CPU is the process's max RSS, so each row runs in its own process.
@@ -41,8 +42,9 @@ CASES: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def run_case(name: str, precision: str, steps: int, warmup: int) -> dict:
+def run_case(name: str, precision: str, steps: int, warmup: int, extra: list[str] = ()) -> dict:
     preset, overrides = CASES[name]
+    overrides = [*overrides, *extra]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         cmd = [sys.executable, "-m", "ganforge", "bench", preset, *overrides, f"runtime.precision={precision}",
@@ -57,13 +59,14 @@ def main() -> None:
     p.add_argument("--precisions", default="fp32,bf16")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("overrides", nargs="*", help="extra key=value overrides for every row, e.g. runtime.channels_last=true")
     args = p.parse_args()
     print("| family | preset | size | batch | precision | s/iteration | images/s | GFLOP/iteration | "
           "GFLOP/s | peak GFLOP/s | fraction | peak memory |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in args.only or list(CASES):
         for precision in args.precisions.split(","):
-            r = run_case(name, precision, args.steps, args.warmup)
+            r = run_case(name, precision, args.steps, args.warmup, args.overrides)
             its = r["iterations_per_step"]
             memory = f"{r['peak_memory_bytes'] / 2 ** 30:.2f} GiB" if r["peak_memory_bytes"] else "-"
             print(f"| {name} | {CASES[name][0]} | {r['image_size']} | {r['batch_size']} | {precision} | "
