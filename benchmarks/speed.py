@@ -21,6 +21,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 # name -> (preset, overrides that swap in the built-in shapes data without touching the networks)
@@ -42,7 +43,7 @@ CASES: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def run_case(name: str, precision: str, steps: int, warmup: int, extra: list[str] = ()) -> dict:
+def run_case(name: str, precision: str, steps: int, warmup: int, extra: Sequence[str] = ()) -> dict:
     preset, overrides = CASES[name]
     overrides = [*overrides, *extra]
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,13 +20,13 @@ from ganforge.config import ConfigError, load_config
 from ganforge.data import write_dataset
 from ganforge.data.images import DataError
 from ganforge.data.story import ClevrStoryDataset, ShapesStoryDataset, story_labels_from_descriptions
+from ganforge.layers.norm import to_channels_last
 from ganforge.metrics.ssim import ssim
 from ganforge.models.storygan.networks import (ImageDiscriminator, StoryDiscriminator, StoryganGenerator,
                                                StoryganModelConfig, kl_loss)
 from ganforge.models.storygan.official import import_official
 from ganforge.models.storygan.recipe import discriminator_loss
 from ganforge.train.checkpoint import CheckpointError, load_checkpoint
-from ganforge.layers.norm import to_channels_last
 from ganforge.train.phases import count_parameters
 from ganforge.train.trainer import resume, train
 
