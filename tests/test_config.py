@@ -52,11 +52,20 @@ def test_misspelled_key_names_path_and_closest_key(override, expected):
     ("train.ema.decay=1.5", "train.ema.decay: 1.5 is out of range; it must be <= 1.0"),
     ("model.image_size=48", "model.image_size: 48 is not one of 32, 64, 128"),
     ("data.num_workers=many", "data.num_workers: 'many' is not a valid int | 'auto'"),
+    ("runtime.penalty_precision=bf16", "runtime.penalty_precision: 'bf16' is not one of 'fp32', 'autocast'"),
 ])
 def test_wrong_type_or_range_names_key_and_value(override, fragment):
     with pytest.raises(ConfigError) as err:
         load_config("wgan_gp/shapes", [override])
     assert fragment in str(err.value)
+
+
+def test_autocast_penalty_needs_bf16():
+    # An fp16 penalty's inner gradient would underflow without its own loss scaling: refused up front.
+    with pytest.raises(ConfigError, match="penalty_precision=autocast works with runtime.precision=bf16 only"):
+        load_config("wgan_gp/shapes", ["runtime.precision=fp16", "runtime.penalty_precision=autocast"])
+    assert load_config("wgan_gp/shapes", ["runtime.precision=bf16",
+                                          "runtime.penalty_precision=autocast"]).runtime.penalty_precision == "autocast"
 
 
 def test_cross_section_rules():

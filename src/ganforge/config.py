@@ -151,6 +151,10 @@ class RuntimeConfig:
     deterministic: bool = False
     threads: int | None = None  # intra-op CPU threads; None keeps PyTorch's choice
     channels_last: bool = False
+    # Gradient penalties and R1: fp32 (the official codes, default), or autocast = in the run's bf16
+    # (faster on CPUs with bf16 units; the penalty's norm and loss stay fp32). Not with fp16, whose
+    # inner gradient would need its own loss scaling.
+    penalty_precision: Literal["fp32", "autocast"] = "fp32"
     # How optimizers compute their update: auto = fused kernels where the device has them (CPU, CUDA).
     optimizer_impl: Literal["auto", "fused", "foreach", "for_loop"] = "auto"
     dist_timeout_s: int = positive(600)  # a lost rank stops the others after this
@@ -406,8 +410,16 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
     cfg.model = _convert(model, spec.model_config, "model")
     cfg.recipe = _convert(recipe, spec.recipe_config, "recipe")
     spec.check(cfg)
+    _check_runtime(cfg.runtime)
     _check_eval(cfg)
     return cfg
+
+
+def _check_runtime(rt: RuntimeConfig) -> None:
+    """Settings that are valid alone but not together."""
+    if rt.penalty_precision == "autocast" and rt.precision == "fp16":
+        raise ConfigError("runtime.penalty_precision=autocast works with runtime.precision=bf16 only: an fp16 "
+                          "penalty's inner gradient would need its own loss scaling; use penalty_precision=fp32")
 
 
 def _check_eval(cfg: RunConfig) -> None:

@@ -17,10 +17,13 @@ class Precision:
     the loss, with one scaler per optimizer because each phase steps its own optimizer.
     """
 
-    def __init__(self, name: str, device: torch.device):
+    def __init__(self, name: str, device: torch.device, penalty: str = "fp32"):
         if name not in DTYPES:
             raise ValueError(f"runtime.precision: '{name}' is not one of {', '.join(DTYPES)}")
+        if penalty not in ("fp32", "autocast"):
+            raise ValueError(f"runtime.penalty_precision: '{penalty}' is not one of fp32, autocast")
         self.name = name
+        self.penalty_name = penalty
         self.device = device
         self.dtype = DTYPES[name]
 
@@ -42,6 +45,14 @@ class Precision:
             return
         with torch.autocast(device_type=self.device.type, enabled=False):
             yield
+
+    def penalty(self) -> contextlib.AbstractContextManager:
+        """Context for gradient penalties and R1: full precision (the official codes), or the run's
+        autocast when ``runtime.penalty_precision=autocast``. The double backward through the critic is
+        most of a WGAN-GP or StarGAN critic step, so bf16 there is a large share of the bf16 gain."""
+        if self.penalty_name == "autocast":
+            return self.autocast()
+        return self.full_precision()
 
     def make_scaler(self) -> torch.amp.GradScaler:
         """A GradScaler that is active only for fp16."""

@@ -119,7 +119,7 @@ class Trainer:
             raise ValueError(f"train.batch_size={tr.batch_size} must be divisible by processes x train.grad_accum "
                              f"= {self.dist.world_size} x {tr.grad_accum}")
         self.local_batch = per_rank // tr.grad_accum
-        self.precision = Precision(rt.precision, self.device)
+        self.precision = Precision(rt.precision, self.device, rt.penalty_precision)
 
         # Data first: a wrong path should fail before a network is built.
         self.dataset = build_dataset(cfg.data, rt.seed)

@@ -3,7 +3,7 @@
 Defaults follow the papers. DCGAN: Adam(lr 2e-4, betas 0.5/0.999), one D update per G update, batch
 norm in both networks. WGAN-GP (Algorithm 1): Adam(lr 1e-4, betas 0/0.9), n_critic 5, lambda 10,
 a critic without batch norm (layer norm by default), the penalty on random interpolates of real and
-fake images, computed in fp32 even under mixed precision.
+fake images, computed in fp32 even under mixed precision (unless runtime.penalty_precision=autocast).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
         parts = {"real": d_real.float().mean(), "fake": d_fake.float().mean()}
         if r.gp_lambda > 0:
             alpha = ctx.rand(n, 1, 1, 1)
-            with prec.full_precision():
+            with prec.penalty():
                 gp = gradient_penalty(D, real.float(), fake.float(), alpha)
             loss = loss + r.gp_lambda * gp
             parts["gp"] = gp.detach()

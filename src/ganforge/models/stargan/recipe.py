@@ -105,7 +105,7 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
             loss_real, loss_fake = -src_real.float().mean(), src_fake.float().mean()
             loss_cls = part.space.classification_loss(cond.logits(k, cls_real), label_org)
             alpha = ctx.rand(n, 1, 1, 1)
-            with prec.full_precision():
+            with prec.penalty():
                 gp = gradient_penalty(lambda h: D(h)[0], x.float(), fake.float(), alpha)
             last.append((x, label_trg, c_org, c_trg))
             loss = loss_real + loss_fake + r.lambda_cls * loss_cls + r.lambda_gp * gp

@@ -108,7 +108,7 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
 
     def d_loss(x: dict, guide: str):
         real = x["x"].detach().requires_grad_()
-        with prec.full_precision():  # R1 needs the real images' gradient at full precision
+        with prec.penalty():  # R1: fp32 as the official code, unless runtime.penalty_precision=autocast
             out = D(real, x["y"])
             loss_real = adversarial_loss(out, 1.0)
             reg = r1_penalty(out, real)
