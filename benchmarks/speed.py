@@ -38,8 +38,10 @@ CASES: dict[str, tuple[str, list[str]]] = {
     # yitong91/StoryGAN CLEVR: 64 px, 4 frames, batch 24 stories; the shapes story view's 75-d
     # descriptions are CLEVR's size too.
     "storygan": ("storygan/clevr_sv", ["data.name=shapes", "data.view=story", "data.story_range=[]"]),
-    # WGAN-GP 64 px DCGAN-style networks, batch 64, n_critic 5.
+    # WGAN-GP 64 px DCGAN-style networks, batch 64, n_critic 5: PyTorch's DCGAN example (4x4 kernels).
     "wgan_gp": ("wgan_gp/shapes", []),
+    # igul222/improved_wgan_training's own DCGAN pair (gan_64x64.py: 5x5, SAME padding, z 128), batch 64.
+    "wgan_gp_official_nets": ("wgan_gp/imagenet64", ["data.name=shapes"]),
 }
 
 

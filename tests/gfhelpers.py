@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,3 +165,23 @@ def update_projections(before: dict, after: dict, count: int = 4) -> dict:
         directions = torch.randn(count, delta.numel(), generator=gen, dtype=torch.float64)
         out[key] = torch.cat([directions @ delta, delta.abs().sum()[None]])
     return out
+
+
+def fill_tflib_params(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, np.ndarray]:
+    """Values for TensorFlow variables named as tflib names them (igul222/improved_wgan_training), in
+    sorted name order from one seeded NumPy generator: ``normal(0, 0.2)`` for weights, ``normal(0, 0.5)``
+    for biases and norm shifts, ``1 + normal(0, 0.2)`` for norm scales. The reference script fills the
+    official TensorFlow graph with these and the tests fill ganforge's network, so no weights are stored."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    values = {}
+    for name in sorted(shapes):
+        draw = rng.standard_normal(shapes[name]).astype(np.float32)
+        if name.endswith(".scale"):
+            values[name] = 1.0 + 0.2 * draw
+        elif name.endswith((".offset", ".b", ".Biases")):
+            values[name] = 0.5 * draw
+        else:
+            values[name] = 0.2 * draw
+    return values

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import math
+
+import numpy as np
 import pytest
 import torch
 
-from ganforge.config import resolve
+from ganforge.config import load_config, resolve
+from ganforge.layers.same_padding import SameConv2d, same_padding
 from ganforge.layers.norm import CrossRankBatchNorm2d, InstanceNorm2d, to_channels_last
 from ganforge.losses import discriminator_loss, generator_loss, gradient_penalty
 from ganforge.models.dcgan.networks import DcganDiscriminator, DcganGenerator, DcganModelConfig
+from ganforge.runtime.precision import Precision
 from ganforge.train.phases import count_parameters
+from gfhelpers import REPO, assert_official_output, check_exports, fill_tflib_params, tiny_overrides
+
+# Made by scripts/wgan_gp_official_reference.py from igul222/improved_wgan_training's gan_64x64.py (TensorFlow).
+IMPROVED_WGAN_REFERENCE = REPO / "tests" / "data" / "wgan_gp_official.npz"
 
 
 def test_parameter_counts_match_the_reference_dcgan():
@@ -17,6 +27,81 @@ def test_parameter_counts_match_the_reference_dcgan():
     cfg = DcganModelConfig()
     assert count_parameters(DcganGenerator(cfg)) == 3_576_704
     assert count_parameters(DcganDiscriminator(cfg)) == 2_765_568
+
+
+def test_improved_wgan_parameter_counts_match_the_official_dcgan_pair():
+    # gan_64x64.py's DCGANGenerator / DCGANDiscriminator at DIM 64, z 128, as TensorFlow counts their
+    # trainable variables (its G also holds 1,920 batch-norm moving averages: buffers here).
+    cfg = DcganModelConfig(arch="improved_wgan", z_dim=128, d_norm="layer")
+    assert count_parameters(DcganGenerator(cfg)) == 5_364_739
+    assert count_parameters(DcganDiscriminator(cfg)) == 4_316_545
+
+
+def _load_tflib_values(G: DcganGenerator, D: DcganDiscriminator, values: dict) -> None:
+    """tflib's variables into our modules: linear weights (in, out) -> (out, in); conv filters
+    (k, k, in, out) and transposed-conv filters (k, k, out, in) -> PyTorch's layouts."""
+    t = {k: torch.from_numpy(v) for k, v in values.items()}
+    g_norms = [m for m in G.main if isinstance(m, torch.nn.BatchNorm2d)]
+    g_convs = [m for m in G.main if isinstance(m, torch.nn.ConvTranspose2d)]
+    d_norms = [m for m in D.main if isinstance(m, torch.nn.GroupNorm)]
+    d_convs = [m for m in D.main if isinstance(m, torch.nn.Conv2d)]
+    pairs = [(G.input.weight, t["Generator.Input.W"].T), (G.input.bias, t["Generator.Input.b"]),
+             (D.output.weight, t["Discriminator.Output.W"].T), (D.output.bias, t["Discriminator.Output.b"])]
+    for i, m in enumerate(g_norms, 1):
+        pairs += [(m.weight, t[f"Generator.BN{i}.scale"]), (m.bias, t[f"Generator.BN{i}.offset"])]
+    for i, m in enumerate(g_convs, 2):
+        pairs += [(m.weight, t[f"Generator.{i}.Filters"].permute(3, 2, 0, 1)), (m.bias, t[f"Generator.{i}.Biases"])]
+    for i, m in enumerate(d_norms, 2):
+        pairs += [(m.weight, t[f"Discriminator.BN{i}.scale"]), (m.bias, t[f"Discriminator.BN{i}.offset"])]
+    for i, m in enumerate(d_convs, 1):
+        pairs += [(m.weight, t[f"Discriminator.{i}.Filters"].permute(3, 2, 0, 1)),
+                  (m.bias, t[f"Discriminator.{i}.Biases"])]
+    assert len(pairs) == len(values) == len(list(G.parameters())) + len(list(D.parameters()))
+    with torch.no_grad():
+        for param, value in pairs:
+            param.copy_(value)
+
+
+def test_improved_wgan_networks_give_the_official_outputs():
+    """The official TensorFlow DCGAN pair and ours, same weights and inputs: generator output (batch
+    statistics), critic outputs, and the critic's input gradient that the penalty uses."""
+    ref = np.load(IMPROVED_WGAN_REFERENCE)
+    shapes = {str(n): tuple(int(d) for d in str(s).split(",")) for n, s in zip(ref["names"], ref["shapes"])}
+    cfg = DcganModelConfig(arch="improved_wgan", z_dim=128, g_channels=4, d_channels=4, d_norm="layer")
+    G, D = DcganGenerator(cfg), DcganDiscriminator(cfg)
+    _load_tflib_values(G, D, fill_tflib_params(shapes, seed=0))
+    x = torch.from_numpy(ref["x"]).requires_grad_()
+    critic_real = D(x)
+    (input_grad,) = torch.autograd.grad(critic_real.sum(), x)
+    fake = G(torch.from_numpy(ref["z"]))  # train mode: batch statistics, as the official graph
+    assert_official_output(fake, torch.from_numpy(ref["G"]))
+    assert_official_output(critic_real, torch.from_numpy(ref["D"]))
+    assert_official_output(D(fake), torch.from_numpy(ref["D_fake"]))
+    assert_official_output(input_grad, torch.from_numpy(ref["D_input_grad"]))
+    assert (fake.abs() < 0.9).float().mean() > 0.5  # not a saturated tanh that would hide differences
+
+
+def test_improved_wgan_preset_trains_in_bf16_with_a_bf16_penalty_and_exports(tmp_path):
+    # The wgan_gp/imagenet64 networks at a unit-test size, with both speed settings of a bf16 CPU run.
+    from ganforge.train.trainer import train
+
+    cfg = load_config("wgan_gp/imagenet64", tiny_overrides(
+        tmp_path, name="run", **{"data.name": "shapes", "model.z_dim": 128, "runtime.precision": "bf16",
+                                 "runtime.penalty_precision": "autocast", "train.steps": 2}))
+    assert cfg.model.arch == "improved_wgan" and cfg.recipe.betas == (0.0, 0.9)
+    train(cfg)
+    rows = [r for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) if "D/gp" in r]
+    assert rows and all(math.isfinite(r["D/gp"]) and r["D/gp"] > 0 for r in rows)
+    check_exports(tmp_path / "run", seed=0, out_dir=tmp_path / "exports", atol=1e-4)
+
+
+@pytest.mark.parametrize("size, kernel, stride, expected", [(64, 5, 2, (1, 2)), (7, 3, 2, (1, 1)), (8, 3, 2, (0, 1)),
+                                                            (5, 5, 1, (2, 2)), (4, 1, 2, (0, 0))])
+def test_same_padding_is_tensorflows(size, kernel, stride, expected):
+    # TensorFlow's SAME: output ceil(n / s), total padding (out - 1) * s + k - n, the odd pixel after.
+    assert same_padding(size, kernel, stride) == expected
+    conv = SameConv2d(1, 1, kernel, stride)
+    assert conv(torch.zeros(1, 1, size, size)).shape[-1] == -(-size // stride)
 
 
 @pytest.mark.parametrize("size, widths", [(32, [256, 128, 64]), (64, [512, 256, 128, 64]), (128, [1024, 512, 256, 128, 64])])
@@ -67,6 +152,28 @@ def test_gradient_penalty_matches_a_closed_form():
     gp = gradient_penalty(lambda x: (x * w).flatten(1).sum(1), torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4),
                           torch.rand(5, 1, 1, 1))
     assert torch.allclose(gp, (w.norm() - 1) ** 2, rtol=1e-5)
+
+
+@pytest.mark.parametrize("setting, conv_dtype", [("fp32", torch.float32), ("autocast", torch.bfloat16)])
+def test_penalty_precision_sets_the_critic_dtype_and_stays_close_to_fp32(setting, conv_dtype):
+    """runtime.penalty_precision: fp32 turns a bf16 run's autocast off for the penalty (the official
+    codes); autocast runs the critic's double backward in bf16 with a penalty close to fp32's."""
+    torch.manual_seed(0)
+    critic = DcganDiscriminator(DcganModelConfig(image_size=32, d_channels=16, d_norm="layer"))
+    real, fake, alpha = torch.randn(8, 3, 32, 32), torch.randn(8, 3, 32, 32), torch.rand(8, 1, 1, 1)
+    reference = gradient_penalty(critic, real, fake, alpha)
+    (reference_grad,) = torch.autograd.grad(reference, critic.main[0].weight)
+    seen = []
+    hook = critic.main[0].register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    prec = Precision("bf16", torch.device("cpu"), setting)
+    with prec.autocast(), prec.penalty():  # the recipes call the penalty inside the step's autocast
+        gp = gradient_penalty(critic, real, fake, alpha)
+    hook.remove()
+    assert seen == [conv_dtype] and gp.dtype == torch.float32
+    (grad,) = torch.autograd.grad(gp, critic.main[0].weight)
+    assert gp.item() == pytest.approx(reference.item(), rel=0.02 if setting == "autocast" else 1e-6)
+    cosine = torch.nn.functional.cosine_similarity(grad.flatten(), reference_grad.flatten(), dim=0)
+    assert cosine > (0.99 if setting == "autocast" else 0.999999)
 
 
 def test_adversarial_losses():

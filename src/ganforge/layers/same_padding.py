@@ -1,0 +1,51 @@
+"""Convolutions with TensorFlow's ``padding='SAME'``, for networks ported from TensorFlow code.
+
+TensorFlow pads a strided convolution asymmetrically: the total padding is
+``max((ceil(n / s) - 1) * s + k - n, 0)`` with the odd pixel at the bottom/right. PyTorch's ``padding``
+argument is symmetric, so a 5x5 stride-2 convolution (total padding 3) cannot be expressed by it alone.
+The transposed convolution is the gradient of that convolution: of its full output, TensorFlow drops
+``total // 2`` pixels at the top/left and the rest at the bottom/right.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding of one spatial axis of length ``size`` as TensorFlow's SAME computes it."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class SameConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow's SAME padding (output ``ceil(input / stride)``), square kernels."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, bias: bool = True):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size[0], self.stride[0]
+        top, bottom = same_padding(x.shape[-2], k, s)
+        left, right = same_padding(x.shape[-1], k, s)
+        return super().forward(F.pad(x, (left, right, top, bottom)))
+
+
+class SameConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` with TensorFlow's SAME padding: output ``input * stride``, square kernels,
+    aligned as ``tf.nn.conv2d_transpose(..., padding='SAME')``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 2, bias: bool = True):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size[0], self.stride[0]
+        h, w = x.shape[-2] * s, x.shape[-1] * s
+        top, _ = same_padding(h, k, s)
+        left, _ = same_padding(w, k, s)
+        full = super().forward(x)  # (n - 1) * s + k pixels per axis, before any cropping
+        return full[..., top:top + h, left:left + w]
