@@ -7,6 +7,7 @@ be judged. Each run lands in runs/quality-<family>/ (eval/*.json hold every numb
     .venv/bin/python benchmarks/quality.py                       # default budget (~12 min on 2 cores)
     .venv/bin/python benchmarks/quality.py --steps 3000 --every 1000 --n 2000
     .venv/bin/python benchmarks/quality.py --only wgan_gp/demo
+    .venv/bin/python benchmarks/quality.py --only wgan_gp/demo -- runtime.precision=bf16   # overrides for every run
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--only", nargs="*", default=None, help="presets to run (default: all)")
     p.add_argument("--out-dir", default="runs")
+    p.add_argument("overrides", nargs="*", help="extra key=value overrides for every run (after --)")
     args = p.parse_args()
-    results = {preset: run(preset, extra, args.steps, args.every, args.n, args.out_dir)
+    results = {preset: run(preset, [*extra, *args.overrides], args.steps, args.every, args.n, args.out_dir)
                for preset, extra in RUNS.items() if not args.only or preset in args.only}
     header = ["run", "step"] + [c.replace("oracle_", "") for c in COLUMNS]
     print(row(*header))

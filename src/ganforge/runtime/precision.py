@@ -48,8 +48,8 @@ class Precision:
 
     def penalty(self) -> contextlib.AbstractContextManager:
         """Context for gradient penalties and R1: full precision (the official codes), or the run's
-        autocast when ``runtime.penalty_precision=autocast``. The double backward through the critic is
-        most of a WGAN-GP or StarGAN critic step, so bf16 there is a large share of the bf16 gain."""
+        autocast when ``runtime.penalty_precision=autocast``. The penalty's forward, backward and double
+        backward through the critic are about half the work of a WGAN-GP or StarGAN critic step."""
         if self.penalty_name == "autocast":
             return self.autocast()
         return self.full_precision()
