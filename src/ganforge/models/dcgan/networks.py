@@ -9,8 +9,8 @@ discriminator 2,765,568, as in the reference implementation.
 linear layer from z to the 4x4 feature map, 5x5 convolutions with biases and TensorFlow's SAME
 padding, a linear critic output, uniform init of std 0.02. At 64x64 with z_dim=128 and 64 base
 channels: G 5,364,739 and D 4,316,545 trainable parameters (TensorFlow also counts G's 1,920
-batch-norm moving averages, which are buffers here). At 32 and 128 px it drops or adds a stage in
-the same pattern; gan_cifar.py's 32 px pair differs (1-d batch norm on the linear output, other init).
+batch-norm moving averages, which are buffers here). gan_cifar.py's 32 px pair is not this one at
+32 px (1-d batch norm on the linear output, another init).
 
 32x32 and 128x128 drop or add one stride-2 stage. The WGAN-GP critic is the same network with
 ``norm`` none, layer or instance: batch norm couples the samples of a batch and breaks the
@@ -44,29 +44,25 @@ class DcganModelConfig:
     arch: Literal["pytorch_example", "improved_wgan"] = "pytorch_example"
 
 
-def dcgan_init(module: nn.Module) -> None:
-    """DCGAN's init: conv weights N(0, 0.02); norm scales N(1, 0.02), shifts 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d)) and m.weight is not None:
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)
-
-
-def improved_wgan_init(module: nn.Module) -> None:
-    """The WGAN-GP code's init for its DCGAN pair: every weight uniform with std 0.02 (bound 0.02 * sqrt(3)),
-    biases 0, norm scales 1 and shifts 0."""
+def dcgan_init(module: nn.Module, arch: str = "pytorch_example") -> None:
+    """The init of ``arch``'s code. pytorch_example (DCGAN's): weights N(0, 0.02), norm scales N(1, 0.02).
+    improved_wgan (the WGAN-GP code's): weights uniform with std 0.02 (bound 0.02 * sqrt(3)), norm scales 1.
+    Biases and norm shifts 0 in both."""
+    official = arch == "improved_wgan"
     bound = 0.02 * math.sqrt(3.0)
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.uniform_(m.weight, -bound, bound)
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):  # only improved_wgan has linear layers
+            if official:
+                nn.init.uniform_(m.weight, -bound, bound)
+            else:
+                nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d)) and m.weight is not None:
-            nn.init.ones_(m.weight)
+            if official:
+                nn.init.ones_(m.weight)
+            else:
+                nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
 
@@ -92,7 +88,7 @@ class DcganGenerator(nn.Module):
             mult //= 2
         layers += [upsample(ngf, cfg.channels), nn.Tanh()]
         self.main = nn.Sequential(*layers)
-        (improved_wgan_init if official else dcgan_init)(self)
+        dcgan_init(self, cfg.arch)
 
     def make_inputs(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor]:
         """Standard normal noise for ``n`` samples (drawn on the CPU, so a seed means the same on any device)."""
@@ -130,7 +126,7 @@ class DcganDiscriminator(nn.Module):
             layers.append(nn.Conv2d(ndf * mult, 1, 4, 1, 0, bias=bias))
         self.main = nn.Sequential(*layers)
         assert size == 4 and math.log2(cfg.image_size).is_integer()
-        (improved_wgan_init if official else dcgan_init)(self)
+        dcgan_init(self, cfg.arch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.main(x)
