@@ -30,6 +30,11 @@ SETTINGS = {
 }
 
 
+def is_loss(key: str) -> bool:
+    """A logged loss: ``D/...``, ``G/...`` or a family's named phases such as ``D_latent/...``."""
+    return "/" in key and key.split("/", 1)[0].startswith(("D", "G"))
+
+
 def curve(preset: str, setting: str, steps: int, out_dir: str) -> tuple[list[dict], float]:
     """Train ``preset`` under ``setting``; the logged loss rows and the seconds it took."""
     name = f"precision-{setting}"
@@ -41,7 +46,7 @@ def curve(preset: str, setting: str, steps: int, out_dir: str) -> tuple[list[dic
     train(cfg)
     seconds = time.perf_counter() - t0
     rows = [json.loads(line) for line in (Path(out_dir) / name / "metrics.jsonl").read_text().splitlines()]
-    return [r for r in rows if any(k.startswith(("D/", "G/")) for k in r)], seconds
+    return [r for r in rows if any(map(is_loss, r))], seconds
 
 
 def main() -> None:
@@ -60,7 +65,7 @@ def main() -> None:
     for setting in settings:
         rows, seconds = curve(args.preset, setting, args.steps, args.out_dir)
         if not keys:  # the loss columns the preset logs, D's then G's
-            keys = sorted({k for r in rows for k in r if k.startswith(("D/", "G/"))})
+            keys = sorted({k for r in rows for k in r if is_loss(k)})
             print(f"{'setting':12} {'steps':>11} " + " ".join(f"{k:>9}" for k in keys))
         for start in range(0, args.steps, args.window):
             sel = [r for r in rows if start < r["step"] <= start + args.window]
