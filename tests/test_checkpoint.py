@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ganforge.train.checkpoint import (CheckpointError, atomic_write_bytes, latest_checkpoint, list_checkpoints,
-                                       load_checkpoint, save_checkpoint)
+                                       load_checkpoint, read_weights_only, save_checkpoint)
 
 
 def test_keep_last_and_latest_pointer(tmp_path):
@@ -75,6 +75,38 @@ def test_a_pickle_that_runs_code_is_refused(tmp_path):
     torch.save({"format": "ganforge-checkpoint", "payload": _RunsCode()}, path)
     with pytest.raises(CheckpointError, match="refusing to load .* could run code"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize("reader", ["weights", "stargan", "starganv2", "biggan"])
+def test_official_weight_readers_refuse_code_and_name_the_file(tmp_path, reader):
+    """Every official import reads through read_weights_only: code is refused, bad files are named."""
+    from ganforge.models.biggan.official import _read
+    from ganforge.models.starganv2.official import read_nets
+    from ganforge.train.checkpoint import read_official_state_dict
+
+    read = {"weights": lambda p: read_weights_only(p, "test weights"),
+            "stargan": lambda p: read_official_state_dict(p, "StarGAN generator", "main.0.weight"),
+            "starganv2": read_nets, "biggan": lambda p: _read(p, "generator")}[reader]
+    marker = tmp_path / "pwned"
+    payload = tmp_path / "100000_nets_ema.ckpt"
+    torch.save({"generator": {"w": _Touches(marker)}}, payload)
+    with pytest.raises(CheckpointError, match=r"refusing to load .*100000_nets_ema.ckpt.* could run code"):
+        read(payload)
+    assert not marker.exists()
+    garbage = tmp_path / "G.pth"
+    garbage.write_bytes(b"not a pickle at all")
+    with pytest.raises(CheckpointError, match=r"G.pth' is not a readable PyTorch file"):
+        read(garbage)
+    with pytest.raises(CheckpointError, match=r"missing.pth' does not exist"):
+        read(tmp_path / "missing.pth")
+
+
+class _Touches:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
 
 
 def test_truncated_and_foreign_files_are_clear_errors(tmp_path):

@@ -127,6 +127,13 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def _refused_as_unsafe(err: pickle.UnpicklingError) -> bool:
+    """Whether ``torch.load(weights_only=True)`` refused the file for holding objects other than tensors
+    and plain data (as opposed to bytes that are no pickle at all)."""
+    detail = str(err).split("WeightsUnpickler error:", 1)[-1]  # after torch's generic preamble
+    return "global" in detail.lower()  # "Unsupported global: GLOBAL os.system ..."; garbage: "Unsupported operand"
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a ganforge checkpoint safely; errors name the file and what is wrong with it."""
     path = Path(path)
@@ -135,6 +142,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        if not _refused_as_unsafe(err):
+            raise CheckpointError(f"checkpoint '{path}' is unreadable (truncated or corrupted?): {err}") from None
         raise CheckpointError(f"refusing to load '{path}': it contains objects other than tensors and plain "
                               f"data, which could run code when unpickled ({str(err).splitlines()[0]}). Only "
                               f"load checkpoints you trust, and convert them to safetensors.") from None
@@ -147,15 +156,29 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return state
 
 
+def read_weights_only(path: Path, what: str) -> Any:
+    """A PyTorch file of tensors and plain data (official releases, imported weights), loaded on the CPU
+    without ever unpickling code. Errors name the file and ``what`` it should be."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} '{path}' does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if not _refused_as_unsafe(err):  # plain garbage also raises UnpicklingError ("invalid load key")
+            raise CheckpointError(f"'{path}' is not a readable PyTorch file ({what}): {str(err)[:200]}") from None
+        raise CheckpointError(f"refusing to load '{path}' ({what}): it is not a readable PyTorch file of tensors; it "
+                              f"contains objects that could run code when unpickled ({str(err).splitlines()[0][:200]})"
+                              ) from None
+    except Exception as err:
+        raise CheckpointError(f"'{path}' is not a readable PyTorch file ({what}): {type(err).__name__}: "
+                              f"{str(err).splitlines()[0][:200] if str(err) else ''}") from None
+
+
 def read_official_state_dict(path: Path, what: str, key: str) -> dict[str, torch.Tensor]:
     """An official release's plain state dict (``weights_only``), ``module.`` prefixes of
     DataParallel saves removed; ``key`` must be in it. Errors name the file and ``what`` it should be."""
-    if not path.is_file():
-        raise CheckpointError(f"official {what} checkpoint '{path}' does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"'{path}' is not a readable PyTorch state dict: {type(err).__name__}: {err}") from None
+    state = read_weights_only(path, f"official {what} checkpoint")
     if isinstance(state, dict) and any(str(k).startswith("module.") for k in state):
         state = {k.removeprefix("module."): v for k, v in state.items()}
     if not isinstance(state, dict) or key not in state:

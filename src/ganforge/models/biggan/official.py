@@ -23,7 +23,7 @@ import torch
 
 from ganforge.config import RunConfig, load_config, save_config, to_dict
 from ganforge.models.biggan.networks import BigganDiscriminator, BigganGenerator
-from ganforge.train.checkpoint import CheckpointError, first_load_problem, save_checkpoint
+from ganforge.train.checkpoint import CheckpointError, first_load_problem, read_weights_only, save_checkpoint
 
 GENERATOR_FILES = ("G_ema.pth", "G.pth")
 # Official flags with a value we cannot reproduce, and the values we can.
@@ -32,13 +32,7 @@ SUPPORTED_FLAGS = {"model": ("BigGAN",), "norm_style": ("bn",), "G_nl": ("relu",
 
 
 def _read(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise CheckpointError(f"official BigGAN {what} '{path}' does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"'{path}' is not a readable PyTorch file ({what}): {type(err).__name__}: "
-                              f"{str(err).splitlines()[0][:200]}") from None
+    return read_weights_only(path, f"official BigGAN {what}")
 
 
 def rename_bn_buffers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

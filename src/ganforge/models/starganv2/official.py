@@ -30,7 +30,7 @@ import torch
 from ganforge.config import RunConfig, load_config, save_config, to_dict
 from ganforge.models.starganv2.networks import Discriminator, HighPass, Starganv2ModelConfig
 from ganforge.models.starganv2.translator import Starganv2Translator, load_fan_weights
-from ganforge.train.checkpoint import CheckpointError, first_load_problem, save_checkpoint
+from ganforge.train.checkpoint import CheckpointError, first_load_problem, read_weights_only, save_checkpoint
 
 FILE_PATTERN = re.compile(r"^(\d+)_(nets_ema|nets|optims)\.ckpt$")
 PARTS = ("generator", "mapping_network", "style_encoder")  # the translator's sub-modules, in optimizer order
@@ -51,10 +51,7 @@ def official_files(path: str | Path) -> tuple[int, dict[str, Path]]:
 
 def read_nets(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     """One official file: network name -> state dict (``module.`` prefixes removed)."""
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"'{path}' is not a readable PyTorch checkpoint: {type(err).__name__}: {err}") from None
+    data = read_weights_only(path, "official StarGAN v2 checkpoint")
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise CheckpointError(f"'{path}' is not an official StarGAN v2 checkpoint (a dict of per-network dicts)")
     return {name.removeprefix("module."): {str(k).removeprefix("module."): v for k, v in state.items()}
