@@ -121,3 +121,6 @@ def test_truncated_and_foreign_files_are_clear_errors(tmp_path):
         load_checkpoint(other)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
+    other.write_bytes(b"no pickle at all")  # unreadable, not suspected of running code
+    with pytest.raises(CheckpointError, match="other.pt' is unreadable"):
+        load_checkpoint(other)
