@@ -95,7 +95,8 @@ def test_official_weight_readers_refuse_code_and_name_the_file(tmp_path, reader)
     assert not marker.exists()
     garbage = tmp_path / "G.pth"
     garbage.write_bytes(b"not a pickle at all")
-    with pytest.raises(CheckpointError, match=r"G.pth' is not a readable PyTorch file"):
+    with pytest.raises(CheckpointError, match=r"G.pth' is unreadable \(truncated or corrupted\?\), not a readable "
+                                              r"PyTorch file"):
         read(garbage)
     with pytest.raises(CheckpointError, match=r"missing.pth' does not exist"):
         read(tmp_path / "missing.pth")

@@ -137,18 +137,7 @@ def _refused_as_unsafe(err: pickle.UnpicklingError) -> bool:
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a ganforge checkpoint safely; errors name the file and what is wrong with it."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint '{path}' does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if not _refused_as_unsafe(err):
-            raise CheckpointError(f"checkpoint '{path}' is unreadable (truncated or corrupted?): {err}") from None
-        raise CheckpointError(f"refusing to load '{path}': it contains objects other than tensors and plain "
-                              f"data, which could run code when unpickled ({str(err).splitlines()[0]}). Only "
-                              f"load checkpoints you trust, and convert them to safetensors.") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f"checkpoint '{path}' is unreadable (truncated or corrupted?): {err}") from None
+    state = read_weights_only(path, "checkpoint", map_location)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"'{path}' is not a ganforge checkpoint (no '{FORMAT}' marker)")
     if state.get("version", 0) > VERSION:
@@ -156,23 +145,25 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return state
 
 
-def read_weights_only(path: Path, what: str) -> Any:
-    """A PyTorch file of tensors and plain data (official releases, imported weights), loaded on the CPU
-    without ever unpickling code. Errors name the file and ``what`` it should be."""
+def read_weights_only(path: Path, what: str, map_location: str | torch.device = "cpu") -> Any:
+    """A PyTorch file of tensors and plain data (our checkpoints, official releases), loaded without ever
+    unpickling code. Errors name the file and ``what`` it should be."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} '{path}' does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        if not _refused_as_unsafe(err):  # plain garbage also raises UnpicklingError ("invalid load key")
-            raise CheckpointError(f"'{path}' is not a readable PyTorch file ({what}): {str(err)[:200]}") from None
-        raise CheckpointError(f"refusing to load '{path}' ({what}): it is not a readable PyTorch file of tensors; it "
-                              f"contains objects that could run code when unpickled ({str(err).splitlines()[0][:200]})"
-                              ) from None
+        if _refused_as_unsafe(err):
+            raise CheckpointError(f"refusing to load '{path}' ({what}): it is not a readable PyTorch file of tensors "
+                                  f"and plain data; it contains objects that could run code when unpickled "
+                                  f"({str(err).splitlines()[0][:200]}). Only load files you trust, and convert them "
+                                  f"to safetensors.") from None
+        detail = str(err)  # plain garbage also raises UnpicklingError ("invalid load key")
     except Exception as err:
-        raise CheckpointError(f"'{path}' is not a readable PyTorch file ({what}): {type(err).__name__}: "
-                              f"{str(err).splitlines()[0][:200] if str(err) else ''}") from None
+        detail = f"{type(err).__name__}: {err}"
+    raise CheckpointError(f"{what} '{path}' is unreadable (truncated or corrupted?), not a readable PyTorch file: "
+                          f"{detail.splitlines()[0][:200] if detail else ''}")
 
 
 def read_official_state_dict(path: Path, what: str, key: str) -> dict[str, torch.Tensor]:
