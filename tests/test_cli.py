@@ -101,8 +101,16 @@ def test_dry_run_prints_counts_and_writes_nothing(tmp_path, capsys):
 def test_config_errors_exit_2_with_the_key(tmp_path, capsys):
     assert main(["train", "wgan_gp/shapes", "train.stepz=3", *tiny_overrides(tmp_path)]) == 2
     assert "did you mean 'train.steps'" in capsys.readouterr().err
-    assert main(["train", "wgan_gp/image_folder", f"data.path={tmp_path / 'nothing here'}"]) == 2
+    runs = tmp_path / "runs"
+    assert main(["train", "wgan_gp/image_folder", f"data.path={tmp_path / 'nothing here'}",
+                 f"out_dir={runs}", "name=missing-data"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert not (runs / "missing-data").exists()  # nothing but a config was written: no folder left
+    (runs / "kept").mkdir(parents=True)
+    (runs / "kept" / "notes.txt").write_text("mine")
+    assert main(["train", "wgan_gp/image_folder", f"data.path={tmp_path / 'nothing here'}",
+                 f"out_dir={runs}", "name=kept"]) == 2
+    assert (runs / "kept" / "notes.txt").read_text() == "mine"  # a folder that existed is never removed
     assert main(["resume", str(tmp_path)]) == 2
     assert "no config.yaml" in capsys.readouterr().err
 

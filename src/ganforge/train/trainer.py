@@ -565,9 +565,31 @@ def _one_step_fits(cfg: RunConfig) -> bool:
 
 
 def train(cfg: RunConfig, step_hook: Callable[[Trainer, int], None] | None = None) -> TrainResult:
-    """Start a new run from a resolved config."""
+    """Start a new run from a resolved config.
+
+    A run that fails before it wrote anything but its config (a missing data folder, a bad key the
+    dataset checks) leaves no folder behind, so the next try can use the same name; a folder that
+    existed before, or has anything else in it, is never touched."""
+    if cfg.name is None:
+        cfg.name = default_run_name(cfg)
+    existed = (Path(cfg.out_dir) / cfg.name).exists()
     run_dir = prepare_run_dir(cfg)
-    return _fit(cfg, lambda: Trainer(cfg, run_dir, step_hook=step_hook))
+    try:
+        return _fit(cfg, lambda: Trainer(cfg, run_dir, step_hook=step_hook))
+    except BaseException:
+        if not existed and env_info().is_main:
+            _remove_if_only_config(run_dir)
+        raise
+
+
+def _remove_if_only_config(run_dir: Path) -> None:
+    """Delete ``run_dir`` when ``config.yaml`` is all it holds (best effort: never masks the error)."""
+    try:
+        if [p.name for p in run_dir.iterdir()] == ["config.yaml"]:
+            (run_dir / "config.yaml").unlink()
+            run_dir.rmdir()
+    except OSError:
+        pass
 
 
 def resume(run_dir: str | Path, overrides: list[str] | None = None,
