@@ -14,31 +14,19 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def _oracle_cache(tmp_path_factory):
-    """The default shapes oracle, trained once per test session (about 2.5 min on 2 cores)."""
-    import os
+def _packaged_oracle():
+    """The default shapes oracle: the weights the package ships (tests never train it)."""
+    from ganforge.metrics import oracle as oracle_mod
 
-    from ganforge.metrics.oracle import load_oracle
-
-    folder = tmp_path_factory.mktemp("oracle-cache")
-    previous = os.environ.get("GANFORGE_CACHE_DIR")
-    os.environ["GANFORGE_CACHE_DIR"] = str(folder)
-    try:
-        oracle = load_oracle(progress=False)
-    finally:
-        if previous is None:
-            del os.environ["GANFORGE_CACHE_DIR"]
-        else:
-            os.environ["GANFORGE_CACHE_DIR"] = previous
-    return folder, oracle
+    recipe = oracle_mod.OracleRecipe()
+    assert oracle_mod.packaged_oracle_path(recipe).is_file(), "the default oracle recipe has no packaged weights"
+    return oracle_mod.load_oracle(recipe, train_if_missing=False)
 
 
 @pytest.fixture
-def shapes_oracle(_oracle_cache, monkeypatch):
-    """The session's oracle; its cache folder is this test's cache, so code that loads it finds it."""
-    folder, oracle = _oracle_cache
-    monkeypatch.setenv("GANFORGE_CACHE_DIR", str(folder))
-    return oracle
+def shapes_oracle(_packaged_oracle):
+    """The packaged oracle, loaded once per test session."""
+    return _packaged_oracle
 
 
 @pytest.fixture

@@ -33,14 +33,46 @@ def test_oracle_is_at_least_98_percent_right_on_every_attribute(shapes_oracle):
     assert min(acc.values()) >= 0.98, acc
 
 
-def test_the_oracle_is_cached_by_its_recipe(shapes_oracle, monkeypatch):
+def test_the_default_oracle_ships_with_the_package_and_other_recipes_train_once(shapes_oracle, monkeypatch,
+                                                                                 tmp_path, capsys):
     assert OracleRecipe().digest() == OracleRecipe().digest() != OracleRecipe(steps=1).digest()
-    monkeypatch.setattr(oracle_mod, "train_oracle", lambda *a, **k: pytest.fail("the cached oracle was retrained"))
-    again = load_oracle()
+    monkeypatch.setattr(oracle_mod, "train_oracle", lambda *a, **k: pytest.fail("an oracle was trained"))
+    again = load_oracle()  # the packaged weights: nothing trained, nothing cached
     for (k, a), b in zip(shapes_oracle.net.state_dict().items(), again.net.state_dict().values()):
         assert torch.equal(a, b), k
+    assert not oracle_mod.oracle_path(OracleRecipe()).exists()
+    assert main(["oracle", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["path"] == str(oracle_mod.packaged_oracle_path(OracleRecipe()))
+    assert shown["held_out_accuracy"] == shapes_oracle.accuracy
+
+    tiny = OracleRecipe(steps=4, train_images=64, batch_size=16)
     with pytest.raises(FileNotFoundError, match="ganforge oracle"):
-        load_oracle(OracleRecipe(steps=7), train_if_missing=False)
+        load_oracle(tiny, train_if_missing=False)
+    monkeypatch.undo()
+    # Held-out accuracy on 50 instead of 2,000 images per setting: this test is about caching.
+    held_out = oracle_mod.held_out_accuracy
+    monkeypatch.setattr(oracle_mod, "held_out_accuracy", lambda oracle: held_out(oracle, count=50))
+    trained = load_oracle(tiny, progress=False)
+    assert oracle_mod.oracle_path(tiny).is_file()
+    monkeypatch.setattr(oracle_mod, "train_oracle", lambda *a, **k: pytest.fail("the cached oracle was retrained"))
+    cached = load_oracle(tiny)
+    for (k, a), b in zip(trained.net.state_dict().items(), cached.net.state_dict().values()):
+        assert torch.equal(a, b), k
+
+    # `ganforge oracle --retrain --out` writes the packaged format; it is read back only for its own recipe.
+    monkeypatch.setattr(oracle_mod, "train_oracle", lambda recipe, progress=True: trained)
+    out = tmp_path / "retrained.safetensors"
+    assert main(["oracle", "--out", str(out)]) == 2
+    assert "--retrain" in capsys.readouterr().err and not out.exists()
+    assert main(["oracle", "--retrain", "--out", str(out)]) == 0
+    assert "shape" in capsys.readouterr().out
+    back = oracle_mod.read_packaged_oracle(out, tiny)
+    assert back.accuracy == trained.accuracy
+    for (k, a), b in zip(trained.net.state_dict().items(), back.net.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ValueError, match="retrained.safetensors.*trained from recipe"):
+        oracle_mod.read_packaged_oracle(out, OracleRecipe())
 
 
 def test_task_accuracies_on_real_and_wrong_images(shapes_oracle):

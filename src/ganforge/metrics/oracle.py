@@ -1,9 +1,11 @@
 """The shapes oracle: a small CNN that reads every attribute of a ``shapes`` image.
 
-It is trained once, from a recipe (:class:`OracleRecipe`), on scenes drawn from a stream that the
-``shapes`` dataset never uses, and cached under ``cache_dir("oracle")`` by a hash of the recipe; the
-same recipe gives the same oracle. Held-out accuracy is measured on the ``shapes`` dataset itself
-(the images models train on) and stored with the weights.
+It is trained from a recipe (:class:`OracleRecipe`) on scenes drawn from a stream that the ``shapes``
+dataset never uses. The default recipe's weights ship with the package (``oracle_weights/``, named by
+the recipe's hash), so every machine reads generated images with the same oracle and evaluation needs
+no training; any other recipe is trained once and cached under ``cache_dir("oracle")`` by its hash.
+Held-out accuracy is measured on the ``shapes`` dataset itself (the images models train on) and stored
+with the weights.
 
 Heads (all from one 256-d hidden vector; their 35 outputs, as probabilities and position, are the
 oracle feature space for oracle-FID/KID/precision/recall/density/coverage):
@@ -365,8 +367,42 @@ def held_out_accuracy(oracle: ShapesOracle, count: int = 2000) -> dict[str, floa
     return {k: float(min(v)) for k, v in results.items()}  # the worst of the six settings
 
 
+PACKAGED_DIR = Path(__file__).with_name("oracle_weights")
+
+
 def oracle_path(recipe: OracleRecipe) -> Path:
+    """Where ``recipe``'s oracle is cached after training on this machine."""
     return cache_dir("oracle") / f"shapes-oracle-{recipe.digest()}.pt"
+
+
+def packaged_oracle_path(recipe: OracleRecipe) -> Path:
+    """Where the package keeps ``recipe``'s trained weights (present for the default recipe only)."""
+    return PACKAGED_DIR / f"shapes-oracle-{recipe.digest()}.safetensors"
+
+
+def write_packaged_oracle(oracle: ShapesOracle, path: Path) -> None:
+    """Save ``oracle`` as safetensors (weights only; recipe and held-out accuracy as metadata)."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in oracle.net.state_dict().items()}
+    save_file(state, str(path), metadata={"recipe": json.dumps(dataclasses.asdict(oracle.recipe), sort_keys=True),
+                                          "accuracy": json.dumps(oracle.accuracy)})
+
+
+def read_packaged_oracle(path: Path, recipe: OracleRecipe) -> ShapesOracle:
+    """Load a safetensors oracle written by :func:`write_packaged_oracle`; its recipe must be ``recipe``."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    stored = json.loads(meta.get("recipe", "null"))
+    if stored != dataclasses.asdict(recipe):
+        raise ValueError(f"oracle weights '{path}' were trained from recipe {stored}, not {dataclasses.asdict(recipe)}")
+    net = OracleNet(recipe.width)
+    net.load_state_dict(state)
+    return ShapesOracle(net, recipe, json.loads(meta["accuracy"]))
 
 
 def save_oracle(oracle: ShapesOracle, path: Path) -> None:
@@ -379,8 +415,12 @@ def save_oracle(oracle: ShapesOracle, path: Path) -> None:
 
 
 def load_oracle(recipe: OracleRecipe | None = None, train_if_missing: bool = True, progress: bool = True) -> ShapesOracle:
-    """The cached oracle for ``recipe`` (default recipe when None); trains and caches it if missing."""
+    """The oracle for ``recipe`` (default recipe when None): the package's weights when it ships them,
+    else this machine's cached copy, else trained now and cached."""
     recipe = recipe or OracleRecipe()
+    packaged = packaged_oracle_path(recipe)
+    if packaged.is_file():
+        return read_packaged_oracle(packaged, recipe)
     path = oracle_path(recipe)
     if path.is_file():
         try:
