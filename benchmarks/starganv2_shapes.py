@@ -35,6 +35,8 @@ def main() -> None:
     p.add_argument("--from-step", type=int, default=0, help="skip checkpoints before this step")
     p.add_argument("--metrics", default="oracle")
     p.add_argument("--out-dir", default="runs")
+    p.add_argument("--weights", choices=("ema", "raw"), default="ema",
+                   help="the EMA networks (the official evaluation's nets_ema) or the trained ones")
     args = p.parse_args()
     run = existing_or_new_run(args.run, "starganv2/shapes", args.out_dir)
     cfg = resolve(load_yaml((run / "config.yaml").read_text()))
@@ -50,7 +52,7 @@ def main() -> None:
         state = load_checkpoint(path)
         if state["step"] < args.from_step or (state["step"] % args.every and path != checkpoints[-1]):
             continue
-        values = evaluation.run(generator_from_checkpoint(state, "ema").net).values
+        values = evaluation.run(generator_from_checkpoint(state, args.weights).net).values
         row = " | ".join(f"{values[c]:.3f}" if c in values else "-" for c in COLUMNS)
         extra = {k: round(v, 4) for k, v in values.items() if k.endswith("/mean")}
         print(f"{state['step']} | {minutes.get(state['step'], float('nan')):.1f} | {row}" + (f" | {extra}" if extra else ""),
