@@ -9,6 +9,7 @@ Translation metrics (shapes, one column per attribute as in the official test gr
 - ``preserve_attrs``: every other attribute reads as in the target vector (unchanged from the source);
 - ``preserve_shape`` / ``preserve_position``: the object keeps its shape / its position (within
   5% of the image side), which no label mentions and a translation must not touch.
+- ``target_acc/<attr>`` and ``preserve_shape/<attr>``: the same for the column of one attribute.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class StarganEvaluation:
                 hits.setdefault("preserve_attrs", []).append((got[:, others] == target[:, others]).all(1))
                 for k in ("shape", "position"):
                     hits.setdefault(f"preserve_{k}", []).append(kept(src, reading, k))
+                # per column too: a change of geometry (Large) and a recolouring lose shape differently
+                hits.setdefault(f"preserve_shape/{name}", []).append(kept(src, reading, "shape"))
         means = {k: torch.cat(v).float().mean().item() for k, v in hits.items()}
-        # overall numbers first, then one target accuracy per attribute
+        # overall numbers first, then the per-attribute ones
         return dict(sorted(means.items(), key=lambda kv: "/" in kv[0]))
