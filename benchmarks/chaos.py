@@ -60,7 +60,7 @@ FAMILIES = {
     "biggan": ("biggan/shapes", {"model.g_ch": 8, "model.d_ch": 8, "data.length": 256, "train.batch_size": 16,
                                  "train.steps": 40, "runtime.precision": "fp32", "runtime.channels_last": False}),
     "stargan": ("stargan/shapes", {"model.g_conv_dim": 8, "model.d_conv_dim": 8, "model.g_repeat_num": 1,
-                                   "data.length": 256, "train.batch_size": 8, "train.steps": 40,
+                                   "model.image_size": 32, "data.image_size": 32, "data.length": 256, "train.batch_size": 8, "train.steps": 40,
                                    "recipe.sample_images": 2}),
     "storygan": ("storygan/shapes", {"model.gf_dim": 4, "model.df_dim": 4, "data.length": 64, "train.batch_size": 4,
                                      "recipe.image_batch_size": 6, "train.steps": 40, "recipe.sample_stories": 2,

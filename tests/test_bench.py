@@ -44,7 +44,8 @@ def test_bench_reports_official_iterations_images_and_flops(tmp_path):
     """StarGAN's step holds n_critic official iterations (D every iteration, G every n_critic-th) and
     draws n_critic batches; the counted FLOPs are the same for the same config; nothing is written."""
     overrides = short_run(tmp_path, {"model.g_conv_dim": 8, "model.d_conv_dim": 8, "model.g_repeat_num": 1,
-                                     "model.d_repeat_num": 4, "data.length": 64, "recipe.n_critic": 3})
+                                     "model.d_repeat_num": 4, "model.image_size": 32, "data.image_size": 32,
+                                     "data.length": 64, "recipe.n_critic": 3})
     reports = [bench(Trainer(load_config("stargan/shapes", overrides), None), steps=2, measure_peak=False)
                for _ in range(2)]
     report = reports[0]

@@ -173,9 +173,11 @@ def test_shapes_attributes_view():
 
 
 def tiny(tmp_path, **extra):
+    # 32 px, fp32, contiguous: small and exact whatever size and precision the preset trains at
     return short_run(tmp_path, {"model.g_conv_dim": 8, "model.d_conv_dim": 8, "model.g_repeat_num": 1,
-                                "model.d_repeat_num": 4, "data.length": 64, "recipe.n_critic": 2,
-                                "recipe.sample_images": 3}, **extra)
+                                "model.d_repeat_num": 4, "model.image_size": 32, "data.image_size": 32,
+                                "data.length": 64, "recipe.n_critic": 2, "recipe.sample_images": 3,
+                                "runtime.precision": "fp32", "runtime.channels_last": False}, **extra)
 
 
 @pytest.fixture(scope="module")
