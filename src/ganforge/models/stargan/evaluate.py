@@ -76,10 +76,11 @@ class StarganEvaluation:
                 hits.setdefault("target_acc", []).append(hit)
                 hits.setdefault(f"target_acc/{name}", []).append(hit)
                 hits.setdefault("preserve_attrs", []).append((got[:, others] == target[:, others]).all(1))
-                for k in ("shape", "position"):
-                    hits.setdefault(f"preserve_{k}", []).append(kept(src, reading, k))
+                shape_kept = kept(src, reading, "shape")
+                hits.setdefault("preserve_shape", []).append(shape_kept)
                 # per column too: a change of geometry (Large) and a recolouring lose shape differently
-                hits.setdefault(f"preserve_shape/{name}", []).append(kept(src, reading, "shape"))
+                hits.setdefault(f"preserve_shape/{name}", []).append(shape_kept)
+                hits.setdefault("preserve_position", []).append(kept(src, reading, "position"))
         means = {k: torch.cat(v).float().mean().item() for k, v in hits.items()}
         # overall numbers first, then the per-attribute ones
         return dict(sorted(means.items(), key=lambda kv: "/" in kv[0]))
