@@ -146,7 +146,10 @@ def test_evaluate_cli_table_json_and_missing_weights(tmp_path, shapes_oracle, ca
     assert main(["evaluate", str(run), "--n", "20"]) == 0
     out = capsys.readouterr().out
     assert "real vs real" in out and "oracle_fid" in out
-    saved = json.loads((run / "eval" / "step-00000002-ema.json").read_text())
+    # The run kept no EMA, so the default --weights ema evaluates (and says it evaluated) the raw weights.
+    assert not (run / "eval" / "step-00000002-ema.json").exists()
+    saved = json.loads((run / "eval" / "step-00000002-raw.json").read_text())
+    assert saved["weights"] == "raw"
     assert saved["step"] == 2 and saved["oracle"]["held_out_accuracy"]["shape"] >= 0.98
     # No Inception weights here: exit 2 with what to do, before any image is generated.
     assert main(["evaluate", str(run), "--metrics", "fid,oracle", "--n", "20"]) == 2

@@ -570,7 +570,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluator = Evaluator(source.dataset, args.metrics, args.n, seed=args.seed, batch_size=args.batch_size,
                           device=args.device, inception_path=args.inception,
                           allow_nonstandard=args.allow_nonstandard_weights, progress=True, family_eval=family_eval)
-    print(f"evaluating {source.checkpoint} ({args.weights} weights, step {source.step}) on {args.n} images "
+    print(f"evaluating {source.checkpoint} ({source.generator.weights} weights, step {source.step}) on {args.n} images "
           f"against {type(source.dataset).__name__} ...", file=sys.stderr)
     return _report_evaluation(args, source, evaluator.evaluate_generator(source.generator.net))
 
@@ -588,7 +588,7 @@ def _evaluate_starganv2(args: argparse.Namespace, source: Any) -> int:
     evaluation = Starganv2Evaluation(train, val, cfg, args.device, inception_path=args.inception,
                                      lpips_path=args.lpips_backbone, allow_nonstandard=args.allow_nonstandard_weights,
                                      progress=True)
-    print(f"evaluating {source.checkpoint} ({args.weights} weights, step {source.step}): {', '.join(metrics)}, "
+    print(f"evaluating {source.checkpoint} ({source.generator.weights} weights, step {source.step}): {', '.join(metrics)}, "
           f"{', '.join(modes)}-guided, {args.outs} outputs per source, domains {', '.join(val.domains)} ...",
           file=sys.stderr)
     return _report_evaluation(args, source, evaluation.run(source.generator.net))
@@ -598,9 +598,11 @@ def _report_evaluation(args: argparse.Namespace, source: Any, result: Any) -> in
     """Write ``result`` as JSON (``--out`` or RUN/eval/) and print it as a table (or the JSON)."""
     from ganforge.metrics.evaluate import write_result
 
-    out = Path(args.out) if args.out else source.run_dir / "eval" / f"{source.checkpoint.stem}-{args.weights}.json"
+    # The weights actually evaluated: a run without EMA is evaluated raw whatever --weights asked.
+    weights = source.generator.weights
+    out = Path(args.out) if args.out else source.run_dir / "eval" / f"{source.checkpoint.stem}-{weights}.json"
     write_result(result, out, {"source": str(args.source), "checkpoint": source.checkpoint.name,
-                               "step": source.step, "weights": args.weights})
+                               "step": source.step, "weights": weights})
     if args.json:
         print(out.read_text(encoding="utf-8"))
     else:

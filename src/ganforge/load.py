@@ -14,11 +14,14 @@ from ganforge.registry import get_family
 
 
 class LoadedGenerator(nn.Module):
-    """A family's generator plus what it needs to be used alone: its config and ``sample``."""
+    """A family's generator plus what it needs to be used alone: its config and ``sample``.
 
-    def __init__(self, family: str, model_config: Any, net: nn.Module):
+    ``weights`` says which weights ``net`` holds: ``ema`` or ``raw`` from a checkpoint (``raw`` when
+    ``ema`` was asked for but the run kept no EMA), or ``exported`` for an exported model."""
+
+    def __init__(self, family: str, model_config: Any, net: nn.Module, weights: str = "exported"):
         super().__init__()
-        self.family, self.model_config, self.net = family, model_config, net
+        self.family, self.model_config, self.net, self.weights = family, model_config, net, weights
 
     def make_inputs(self, n: int, seed: int | None = None) -> tuple[torch.Tensor, ...]:
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -75,9 +78,9 @@ def generator_from_checkpoint(state: dict[str, Any], weights: str = "ema",
     model_cfg, net = build_generator(state["family"], state["config"]["model"])
     if weights not in ("ema", "raw"):
         raise ValueError(f"weights='{weights}' is not one of ema, raw")
-    raw = state["networks"][state["generator"]]
-    net.load_state_dict(state["ema"] if weights == "ema" and state.get("ema") is not None else raw)
-    return _ready(LoadedGenerator(state["family"], model_cfg, net), device)
+    used = "ema" if weights == "ema" and state.get("ema") is not None else "raw"
+    net.load_state_dict(state["ema"] if used == "ema" else state["networks"][state["generator"]])
+    return _ready(LoadedGenerator(state["family"], model_cfg, net, used), device)
 
 
 def _ready(gen: LoadedGenerator, device: str | torch.device) -> LoadedGenerator:
