@@ -183,18 +183,28 @@ def test_a_full_quota_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp
     assert again.returncode == 0 and weights(tmp_path / "q")["step"] == 4
 
 
-def test_sigterm_checkpoints_and_exits_0(tmp_path):
-    extra = {"train.steps": 100000, "train.ckpt_every": 100000}
+@pytest.mark.parametrize("workers, whole_group", [(0, False), (2, True)])
+def test_sigterm_checkpoints_and_exits_0(tmp_path, workers, whole_group):
+    # whole_group: SIGTERM to every process of the job, DataLoader workers included, as a batch
+    # scheduler's preemption or `kill -- -PGID` sends it; the workers must not die before the checkpoint.
+    extra = {"train.steps": 100000, "train.ckpt_every": 100000, "data.num_workers": workers}
     run_dir = tmp_path / "r"
     proc = subprocess.Popen([PYTHON, "-m", "ganforge", "train", "wgan_gp/shapes",
                              *tiny_overrides(tmp_path, name="r", **extra)], env=python_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (run_dir / "metrics.jsonl").is_file():
         time.sleep(0.05)
     time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    if whole_group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # never leave a 100000-step run behind
     assert proc.returncode == 0, err
     assert "preempted at step" in out
     assert weights(run_dir)["step"] > 0

@@ -7,6 +7,7 @@ and ``num_classes`` (0 when unlabelled).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -144,9 +145,20 @@ def auto_num_workers() -> int:
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
+WORKER_SIGTERM_GRACE_S = 600  # longer than a training step plus a checkpoint at the official sizes on a CPU
+
+
 def _worker_init(worker_id: int) -> None:
     # Keep a worker from oversubscribing the cores that the training step is using.
     torch.set_num_threads(1)
+    # A preemption SIGTERM often reaches the whole process group (a scheduler, `kill -- -PGID`). The
+    # main process finishes its step and writes a checkpoint first; a worker that died on the same
+    # signal would make the DataLoader raise in the middle of that step. So a worker outlives SIGTERM
+    # for WORKER_SIGTERM_GRACE_S (the main process closes it long before), and then SIGALRM's default
+    # action ends it even if it is stuck in C code. (Ctrl-C needs nothing: PyTorch's worker loop exits
+    # cleanly on KeyboardInterrupt, which the DataLoader does not count as a failure.)
+    if hasattr(signal, "alarm"):  # POSIX; on Windows a terminated worker is ended by the OS as before
+        signal.signal(signal.SIGTERM, lambda signum, frame: signal.alarm(WORKER_SIGTERM_GRACE_S))
 
 
 class BatchStream:
