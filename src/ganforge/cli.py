@@ -570,8 +570,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluator = Evaluator(source.dataset, args.metrics, args.n, seed=args.seed, batch_size=args.batch_size,
                           device=args.device, inception_path=args.inception,
                           allow_nonstandard=args.allow_nonstandard_weights, progress=True, family_eval=family_eval)
-    print(f"evaluating {source.checkpoint} ({source.generator.weights} weights, step {source.step}) on {args.n} images "
-          f"against {type(source.dataset).__name__} ...", file=sys.stderr)
+    print(f"evaluating {source.checkpoint} ({source.generator.weights} weights, step {source.step}) "
+          f"on {args.n} images against {type(source.dataset).__name__} ...", file=sys.stderr)
     return _report_evaluation(args, source, evaluator.evaluate_generator(source.generator.net))
 
 
@@ -588,9 +588,9 @@ def _evaluate_starganv2(args: argparse.Namespace, source: Any) -> int:
     evaluation = Starganv2Evaluation(train, val, cfg, args.device, inception_path=args.inception,
                                      lpips_path=args.lpips_backbone, allow_nonstandard=args.allow_nonstandard_weights,
                                      progress=True)
-    print(f"evaluating {source.checkpoint} ({source.generator.weights} weights, step {source.step}): {', '.join(metrics)}, "
-          f"{', '.join(modes)}-guided, {args.outs} outputs per source, domains {', '.join(val.domains)} ...",
-          file=sys.stderr)
+    print(f"evaluating {source.checkpoint} ({source.generator.weights} weights, step {source.step}): "
+          f"{', '.join(metrics)}, {', '.join(modes)}-guided, {args.outs} outputs per source, "
+          f"domains {', '.join(val.domains)} ...", file=sys.stderr)
     return _report_evaluation(args, source, evaluation.run(source.generator.net))
 
 
