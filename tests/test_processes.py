@@ -29,6 +29,19 @@ def run_cli(args, **kw):
                           timeout=300, **kw)
 
 
+@contextlib.contextmanager
+def process_group(cmd):
+    """Start ``cmd`` in a session of its own; on exit SIGKILL the whole group (workers, ranks), so a
+    long run never outlives its test, whatever failed."""
+    proc = subprocess.Popen(cmd, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def weights(run_dir):
     return load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
 
@@ -103,10 +116,8 @@ def test_biggan_two_process_ddp_matches_one_process(tmp_path):
 def test_ddp_run_that_loses_a_process_stops_and_resumes_on_one(tmp_path):
     args = tiny_overrides(tmp_path, name="r", **{"train.steps": 100000, "train.ckpt_every": 5,
                                                  "runtime.dist_timeout_s": 30})
-    proc = subprocess.Popen([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-                             "ganforge", "train", "wgan_gp/shapes", *args], env=python_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
+    with process_group([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                        "ganforge", "train", "wgan_gp/shapes", *args]) as proc:
         ckpts = tmp_path / "r" / "checkpoints"
         deadline = time.time() + 120
         while latest_checkpoint(ckpts) is None and time.time() < deadline:
@@ -117,9 +128,6 @@ def test_ddp_run_that_loses_a_process_stops_and_resumes_on_one(tmp_path):
         os.kill(int(max(workers, key=int)), signal.SIGKILL)  # one rank dies without a word
         t0 = time.time()
         _, err = proc.communicate(timeout=120)  # the other must not hang until the 30 s timeout, or forever
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # never leave a 100000-step run behind
     assert proc.returncode != 0 and time.time() - t0 < 60
     assert "SIGKILL" in err or "Signal 9" in err  # torchrun names the lost rank as the root cause
     last = latest_checkpoint(ckpts)
@@ -189,22 +197,17 @@ def test_sigterm_checkpoints_and_exits_0(tmp_path, workers, whole_group):
     # scheduler's preemption or `kill -- -PGID` sends it; the workers must not die before the checkpoint.
     extra = {"train.steps": 100000, "train.ckpt_every": 100000, "data.num_workers": workers}
     run_dir = tmp_path / "r"
-    proc = subprocess.Popen([PYTHON, "-m", "ganforge", "train", "wgan_gp/shapes",
-                             *tiny_overrides(tmp_path, name="r", **extra)], env=python_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (run_dir / "metrics.jsonl").is_file():
-        time.sleep(0.05)
-    time.sleep(1.0)
-    if whole_group:
-        os.killpg(proc.pid, signal.SIGTERM)
-    else:
-        proc.send_signal(signal.SIGTERM)
-    try:
+    with process_group([PYTHON, "-m", "ganforge", "train", "wgan_gp/shapes",
+                        *tiny_overrides(tmp_path, name="r", **extra)]) as proc:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (run_dir / "metrics.jsonl").is_file():
+            time.sleep(0.05)
+        time.sleep(1.0)
+        if whole_group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # never leave a 100000-step run behind
     assert proc.returncode == 0, err
     assert "preempted at step" in out
     assert weights(run_dir)["step"] > 0
@@ -221,3 +224,4 @@ def test_spawn_workers_read_paths_with_spaces_and_non_ascii(tmp_path):
     for _ in range(4):
         assert torch.equal(next(serial)["image"], next(spawned)["image"])
     spawned.close()
+
