@@ -225,3 +225,18 @@ def test_spawn_workers_read_paths_with_spaces_and_non_ascii(tmp_path):
         assert torch.equal(next(serial)["image"], next(spawned)["image"])
     spawned.close()
 
+
+@pytest.mark.skipif(not hasattr(signal, "alarm"), reason="POSIX only: Windows has no SIGALRM")
+def test_a_workers_sigterm_grace_counts_from_the_first_sigterm(monkeypatch):
+    import ganforge.data as data
+
+    monkeypatch.setattr(data, "WORKER_SIGTERM_GRACE_S", 100)
+    try:
+        signal.alarm(0)
+        data._start_sigterm_grace(signal.SIGTERM, None)
+        assert signal.alarm(0) == 100  # the first SIGTERM starts the grace
+        signal.alarm(30)  # as if an earlier SIGTERM left 30 s
+        data._start_sigterm_grace(signal.SIGTERM, None)
+        assert signal.alarm(0) == 30  # a later one does not push the end out
+    finally:
+        signal.alarm(0)

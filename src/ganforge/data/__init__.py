@@ -148,6 +148,14 @@ def auto_num_workers() -> int:
 WORKER_SIGTERM_GRACE_S = 600  # longer than a training step plus a checkpoint at the official sizes on a CPU
 
 
+def _start_sigterm_grace(signum: int, frame: Any) -> None:
+    # The grace counts from the first SIGTERM: a later one (the DataLoader's own terminate(), a second
+    # scheduler signal) must not push the end further out.
+    pending = signal.alarm(WORKER_SIGTERM_GRACE_S)
+    if pending:  # one was already running: put it back as it was
+        signal.alarm(pending)
+
+
 def _worker_init(worker_id: int) -> None:
     # Keep a worker from oversubscribing the cores that the training step is using.
     torch.set_num_threads(1)
@@ -158,7 +166,7 @@ def _worker_init(worker_id: int) -> None:
     # action ends it even if it is stuck in C code. (Ctrl-C needs nothing: PyTorch's worker loop exits
     # cleanly on KeyboardInterrupt, which the DataLoader does not count as a failure.)
     if hasattr(signal, "alarm"):  # POSIX; on Windows a terminated worker is ended by the OS as before
-        signal.signal(signal.SIGTERM, lambda signum, frame: signal.alarm(WORKER_SIGTERM_GRACE_S))
+        signal.signal(signal.SIGTERM, _start_sigterm_grace)
 
 
 class BatchStream:
