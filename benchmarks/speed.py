@@ -9,6 +9,8 @@ device's measured matrix-product peak in that precision, and peak memory.
     .venv/bin/python benchmarks/speed.py                        # every family, fp32 and bf16
     .venv/bin/python benchmarks/speed.py --only stargan --precisions bf16 --steps 2
     .venv/bin/python benchmarks/speed.py --only biggan --precisions bf16 runtime.channels_last=true
+    python benchmarks/speed.py --in-process --workers 8 --steps 10 --warmup 3 runtime.device=cuda \
+        --variants 'runtime.channels_last=false;runtime.channels_last=true'    # a GPU, every family
 
 Run it with nothing else on the machine: two PyTorch processes on 2 cores slow each other down many
 times over. Peak memory on the CPU is the process's max RSS, so each row runs in its own process.
@@ -45,15 +47,39 @@ CASES: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def run_case(name: str, precision: str, steps: int, warmup: int, extra: Sequence[str] = ()) -> dict:
+def run_case(name: str, precision: str, steps: int, warmup: int, extra: Sequence[str] = (), workers: int = 0) -> dict:
+    """One row in its own process, so that max RSS (the CPU's peak memory) is this row's alone."""
     preset, overrides = CASES[name]
-    overrides = [*overrides, *extra]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         cmd = [sys.executable, "-m", "ganforge", "bench", preset, *overrides, f"runtime.precision={precision}",
-               "data.num_workers=0", "--steps", str(steps), "--warmup", str(warmup), "--json", str(out)]
+               f"data.num_workers={workers}", *extra, "--steps", str(steps), "--warmup", str(warmup), "--json", str(out)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         return json.loads(out.read_text())
+
+
+def run_case_in_process(name: str, precision: str, steps: int, warmup: int, extra: Sequence[str] = (),
+                        workers: int = 0) -> dict:
+    """One row in this process: on an accelerator the allocator's peak is reset per row, and the
+    process start-up and device initialisation are paid once for all rows."""
+    import gc
+
+    import torch
+
+    from ganforge.config import load_config
+    from ganforge.train.bench import bench
+    from ganforge.train.trainer import Trainer
+
+    preset, overrides = CASES[name]
+    cfg = load_config(preset, [*overrides, f"runtime.precision={precision}", f"data.num_workers={workers}", *extra])
+    torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
+    trainer = Trainer(cfg, run_dir=None)
+    try:
+        return bench(trainer, steps=steps, warmup=warmup).to_json()
+    finally:
+        del trainer
+        gc.collect()
+        torch.cuda.empty_cache() if torch.cuda.is_available() else None
 
 
 def main() -> None:
@@ -62,20 +88,42 @@ def main() -> None:
     p.add_argument("--precisions", default="fp32,bf16")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("overrides", nargs="*", help="extra key=value overrides for every row, e.g. runtime.channels_last=true")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers (0: load in the training process)")
+    p.add_argument("--variants", default="",
+                   help="';'-separated groups of space-separated overrides, one row each, e.g. "
+                        "'runtime.channels_last=false;runtime.channels_last=true' (default: one row, none)")
+    p.add_argument("--in-process", action="store_true",
+                   help="all rows in this process (for accelerators: the allocator's peak is reset per row; "
+                        "on the CPU max RSS would carry over between rows)")
+    p.add_argument("--json", help="also write every row's full report to this file")
+    p.add_argument("overrides", nargs="*", help="extra key=value overrides for every row, e.g. "
+                                                "runtime.channels_last=true (a variant's override wins)")
     args = p.parse_args()
-    print("| family | preset | size | batch | precision | s/iteration | images/s | GFLOP/iteration | "
+    variants = [v.split() for v in args.variants.split(";")] if args.variants else [[]]
+    run = run_case_in_process if args.in_process else run_case
+    print("| family | preset | size | batch | precision | settings | s/iteration | images/s | GFLOP/iteration | "
           "GFLOP/s | peak GFLOP/s | fraction | peak memory |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    rows = []
     for name in args.only or list(CASES):
         for precision in args.precisions.split(","):
-            r = run_case(name, precision, args.steps, args.warmup, args.overrides)
-            its = r["iterations_per_step"]
-            memory = f"{r['peak_memory_bytes'] / 2 ** 30:.2f} GiB" if r["peak_memory_bytes"] else "-"
-            print(f"| {name} | {CASES[name][0]} | {r['image_size']} | {r['batch_size']} | {precision} | "
-                  f"{r['iteration_s']:.3f} | {r['images_per_s']:.1f} | {r['flops_per_step'] / its / 1e9:.1f} | "
-                  f"{r['achieved_flops'] / 1e9:.1f} | {r['peak_flops'] / 1e9:.0f} | "
-                  f"{100 * r['peak_fraction']:.1f}% | {memory} |", flush=True)
+            for variant in variants:
+                extra = [*args.overrides, *variant]
+                try:
+                    r = run(name, precision, args.steps, args.warmup, extra, args.workers)
+                except Exception as err:  # one failing row must not cost the others (a GPU lease is short)
+                    print(f"| {name} | {CASES[name][0]} | | | {precision} | {' '.join(extra) or '-'} | failed: "
+                          f"{type(err).__name__}: {err} |", flush=True)
+                    continue
+                rows.append(dict(case=name, settings=extra, **r))
+                if args.json:  # rewritten after every row, so a run cut short keeps what it measured
+                    Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+                its = r["iterations_per_step"]
+                memory = f"{r['peak_memory_bytes'] / 2 ** 30:.2f} GiB" if r["peak_memory_bytes"] else "-"
+                print(f"| {name} | {CASES[name][0]} | {r['image_size']} | {r['batch_size']} | {r['precision']} | "
+                      f"{' '.join(extra) or '-'} | {r['iteration_s']:.3f} | {r['images_per_s']:.1f} | "
+                      f"{r['flops_per_step'] / its / 1e9:.1f} | {r['achieved_flops'] / 1e9:.1f} | "
+                      f"{r['peak_flops'] / 1e9:.0f} | {100 * r['peak_fraction']:.1f}% | {memory} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -30,17 +30,21 @@ def main() -> None:
     p.add_argument("--run", help="an existing storygan/shapes run folder (default: train one)")
     p.add_argument("--n", type=int, default=200, help="stories per evaluation")
     p.add_argument("--out-dir", default="runs")
+    p.add_argument("--device", default="cpu", help="where the generator and the oracle run (the noise is drawn "
+                                                    "on the CPU, so the stories are the same on every device)")
     args = p.parse_args()
     run = existing_or_new_run(args.run, "storygan/shapes", args.out_dir)
     cfg = resolve(load_yaml((run / "config.yaml").read_text()))
     dataset = build_dataset(cfg.data, cfg.runtime.seed)
-    ev = Evaluator(dataset, "story", args.n, batch_size=50, family_eval=StoryganEvaluation(dataset))
+    ev = Evaluator(dataset, "story", args.n, batch_size=50, family_eval=StoryganEvaluation(dataset),
+                   device=args.device)
     minutes = minutes_at(run)
     print("step | minutes | object_acc | frame 1 | frame 2 | frame 3 | frame 4 | count_acc | in_place | ssim")
     result = None
     for path in sorted((run / "checkpoints").glob("step-*.pt")):
         state = load_checkpoint(path)
         gen = generator_from_checkpoint(state, "raw")
+        gen.net.to(args.device)
         with torch.no_grad():
             result = ev.evaluate_generator(gen.net)
         m, step = result.metrics, state["step"]

@@ -96,8 +96,13 @@ class BenchReport:
         return "\n".join(rows)
 
 
-def measure_peak_flops(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
-    """FLOP/s of the best of ``repeats`` ``size`` x ``size`` matrix products in ``dtype`` on ``device``."""
+def measure_peak_flops(device: torch.device, dtype: torch.dtype, size: int | None = None, repeats: int = 5) -> float:
+    """FLOP/s of the best of ``repeats`` ``size`` x ``size`` matrix products in ``dtype`` on ``device``.
+
+    ``size`` defaults to 2048 on the CPU and 8192 on an accelerator, where a 2048 product is over in
+    tens of microseconds and would measure launch latency rather than the matrix units.
+    """
+    size = size or (2048 if device.type == "cpu" else 8192)
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
     torch.mm(a, b)  # warm-up: kernels chosen, pages touched
