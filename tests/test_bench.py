@@ -69,3 +69,21 @@ def test_bench_cli_prints_and_writes_json(tmp_path, capsys):
     assert 0 < numbers["peak_fraction"] and numbers["flops_per_step"] > 0
     assert main(["bench", "wgan_gp/shapes", *tiny_overrides(tmp_path / "runs"), "--steps", "0"]) == 2
     assert "steps >= 1" in capsys.readouterr().err
+
+
+def test_peak_product_is_large_enough_for_an_accelerator(monkeypatch):
+    """A 2048 product takes tens of microseconds on a GPU (launch latency, not the matrix units): the
+    peak uses 8192 off the CPU. The meta device stands in for an accelerator (no math is done)."""
+    from ganforge.train import bench as bench_module
+
+    sizes = []
+    randn = torch.randn
+
+    def recording_randn(*shape, **kwargs):
+        sizes.append(shape)
+        return randn(*shape, **kwargs)
+
+    monkeypatch.setattr(bench_module.torch, "randn", recording_randn)
+    assert bench_module.measure_peak_flops(torch.device("cpu"), torch.float32, repeats=1) > 0
+    assert bench_module.measure_peak_flops(torch.device("meta"), torch.float32, repeats=1) > 0
+    assert sizes == [(2048, 2048), (2048, 2048), (8192, 8192), (8192, 8192)]
