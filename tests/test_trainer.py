@@ -323,3 +323,31 @@ def test_optimizer_implementation_is_fused_where_available_and_computes_the_same
                       None)
     assert not any(g["fused"] or g["foreach"] for opt in trainer.recipe.optimizers.values() for g in opt.param_groups)
     trainer.stream.close()
+
+
+def test_compile_trains_as_eager_and_keeps_penalized_networks_eager(tmp_path):
+    """runtime.compile: the WGAN-GP critic, which the gradient penalty differentiates twice, stays
+    eager and G is compiled in place (same parameter names, so checkpoints are the plain network's);
+    one step gives eager's losses and weights up to rounding. A family without a penalty compiles
+    every network."""
+    def one_step(mode: str) -> tuple[Trainer, dict[str, float]]:
+        cfg = load_config("wgan_gp/shapes", tiny_overrides(tmp_path, **{"runtime.compile": mode}))
+        trainer = Trainer(cfg, run_dir=None)
+        losses = {k: float(v) for k, v in trainer.train_step()}
+        trainer.stream.close()
+        return trainer, losses
+
+    eager, eager_losses = one_step("false")
+    compiled, compiled_losses = one_step("true")
+    assert eager.compiled == [] and compiled.compiled == ["G"]
+    G = compiled.recipe.networks["G"]
+    assert G._compiled_call_impl is not None and compiled.recipe.networks["D"]._compiled_call_impl is None
+    assert list(G.state_dict()) == list(eager.recipe.networks["G"].state_dict())
+    assert compiled_losses.keys() == eager_losses.keys()
+    for k in eager_losses:
+        assert compiled_losses[k] == pytest.approx(eager_losses[k], rel=1e-4, abs=1e-5), k
+    for (name, a), b in zip(eager.recipe.networks["G"].named_parameters(), G.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6, msg=name)
+
+    no_penalty = load_config("dcgan/shapes", tiny_overrides(tmp_path, **{"runtime.compile": "reduce-overhead"}))
+    assert Trainer(no_penalty, run_dir=None).compiled == ["G", "D"]

@@ -326,7 +326,7 @@ def _print_dry_run(report: dict) -> None:
     print(f"dry run on {report['device']} ({report['precision']}), {report['world_size']} process(es), "
           f"micro-batch {report['local_batch']} x accumulation {report['grad_accum']}")
     for name, count in report["parameters"].items():
-        print(f"  {name}: {count:,} parameters")
+        print(f"  {name}: {count:,} parameters" + (" (compiled)" if name in report["compiled"] else ""))
     print("  phases: " + ", ".join(f"{n} (updates {net}, x{rep}, every {ev})" for n, net, rep, ev in report["phases"]))
     for net, rows in report["shapes"].items():
         print(f"  {net} module outputs:")

@@ -157,6 +157,10 @@ class RuntimeConfig:
     penalty_precision: Literal["fp32", "autocast"] = "fp32"
     # How optimizers compute their update: auto = fused kernels where the device has them (CPU, CUDA).
     optimizer_impl: Literal["auto", "fused", "foreach", "for_loop"] = "auto"
+    # torch.compile each network's forward in place: false, true (the default mode) or a torch.compile
+    # mode. Networks that a gradient penalty or R1 differentiates twice stay eager: AOTAutograd has no
+    # double backward.
+    compile: bool | Literal["default", "reduce-overhead", "max-autotune"] = False
     dist_timeout_s: int = positive(600)  # a lost rank stops the others after this
 
 

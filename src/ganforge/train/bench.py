@@ -41,6 +41,7 @@ class BenchReport:
     iterations_per_step: int  # official-loop iterations that one trainer step makes
     optimizer_impl: str = "auto"
     channels_last: bool = False
+    compiled: list[str] = field(default_factory=list)  # networks runtime.compile compiled
     step_s: list[float] = field(default_factory=list)
     images_per_step: int = 0  # real images drawn from the data per step
     flops_per_step: float = 0.0
@@ -83,7 +84,8 @@ class BenchReport:
         rows = [
             f"{self.family} on {self.device}, {self.precision}, {self.threads} thread(s), batch {self.batch_size}"
             + (f", {self.image_size} px" if self.image_size else "")
-            + f", optimizers {self.optimizer_impl}" + (", channels_last" if self.channels_last else ""),
+            + f", optimizers {self.optimizer_impl}" + (", channels_last" if self.channels_last else "")
+            + (f", compiled {'+'.join(self.compiled)}" if self.compiled else ""),
             f"  s/step            {self.median_step_s:.3f} (median of {len(self.step_s)}; range {spread})",
             f"  s/iteration       {self.iteration_s:.3f} (official loop; {self.iterations_per_step} per step)",
             f"  images/s          {self.images_per_s:.1f} ({self.images_per_step} real images per step)",
@@ -151,7 +153,7 @@ def bench(trainer: "Trainer", steps: int = 3, warmup: int = 1, measure_peak: boo
         threads=torch.get_num_threads(), batch_size=cfg.train.batch_size,
         image_size=getattr(cfg.model, "image_size", None),
         iterations_per_step=trainer.spec.official_iterations(cfg), optimizer_impl=cfg.runtime.optimizer_impl,
-        channels_last=cfg.runtime.channels_last,
+        channels_last=cfg.runtime.channels_last, compiled=list(trainer.compiled),
         parameters={k: count_parameters(v) for k, v in trainer.recipe.networks.items()})
     try:
         position = trainer.stream.position

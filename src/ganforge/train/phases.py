@@ -63,6 +63,9 @@ class Recipe:
     # What the batch stream reads, when not the dataset itself (StoryGAN pairs each story with image
     # samples); sample grids and evaluations still use the dataset.
     train_data: Any = None
+    # Networks whose graph a penalty differentiates twice (gradient penalty, R1): runtime.compile
+    # leaves them eager, since compiled graphs have no double backward.
+    twice_differentiated: tuple[str, ...] = ()
 
 
 @dataclass

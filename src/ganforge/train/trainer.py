@@ -30,6 +30,7 @@ from ganforge.config import ConfigError, RunConfig, save_config, to_dict
 from ganforge.data import build_dataset, build_loader
 from ganforge.paths import safe_name
 from ganforge.registry import get_family
+from ganforge.runtime.compile import compile_networks
 from ganforge.runtime.device import peak_memory_bytes, resolve_device, synchronize
 from ganforge.runtime.distributed import (average_gradients, barrier, broadcast_module, env_info,
                                           init_distributed)
@@ -132,7 +133,8 @@ class Trainer:
         self.recipe: Recipe = self.spec.build_recipe(cfg, self.ctx)
         use_implementation(self.recipe.optimizers.values(), rt.optimizer_impl, self.device)
         self.generator = self.recipe.networks[self.recipe.generator]
-        self.ema = make_ema(self.generator) if tr.ema.enabled else None
+        self.ema = make_ema(self.generator) if tr.ema.enabled else None  # an eager copy: made before compiling
+        self.compiled = compile_networks(self.recipe.networks, rt.compile, self.recipe.twice_differentiated)
         self.scalers = {name: self.precision.make_scaler() for name in self.recipe.optimizers}
         self.base_lrs = {name: [g["lr"] for g in opt.param_groups] for name, opt in self.recipe.optimizers.items()}
         self.step = 0
@@ -493,6 +495,7 @@ class Trainer:
             "device": str(self.device), "precision": self.precision.name, "world_size": self.dist.world_size,
             "local_batch": self.local_batch, "grad_accum": self.cfg.train.grad_accum,
             "parameters": {k: count_parameters(v) for k, v in self.recipe.networks.items()},
+            "compiled": self.compiled,
             "phases": [(p.name, p.network, p.repeats, p.every) for p in self.recipe.phases],
             "losses": {name: float(t) for name, t in totals},
             "shapes": shapes, "first_step_s": first, "step_s": timed,

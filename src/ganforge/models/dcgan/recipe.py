@@ -83,7 +83,8 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
 
     return Recipe(networks={"G": G, "D": D}, optimizers={"G": opt_g, "D": opt_d},
                   phases=[Phase("D", "D", d_step, repeats=r.n_critic),
-                          Phase("G", "G", g_step, needs_batch=False)])
+                          Phase("G", "G", g_step, needs_batch=False)],
+                  twice_differentiated=("D",) if r.gp_lambda > 0 else ())
 
 
 def check(cfg: RunConfig) -> None:

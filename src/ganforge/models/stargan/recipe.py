@@ -144,7 +144,7 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
 
     phases = [p for k in range(len(cond.parts)) for p in phases_of(k)]
     return Recipe(networks={"G": G, "D": D}, optimizers={"G": opt_g, "D": opt_d}, phases=phases,
-                  lr_schedule=schedule, sample=sample)
+                  lr_schedule=schedule, sample=sample, twice_differentiated=("D",))
 
 
 def fill_labels(cfg: RunConfig) -> None:

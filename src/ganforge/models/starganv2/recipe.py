@@ -167,7 +167,7 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
 
     return Recipe(networks={"G": T, "D": D}, optimizers={"G": opt_g, "D": opt_d}, phases=phases,
                   sample=sample, extra_samples=extra_samples,
-                  train_data=DomainTrainingPairs(data, seed=cfg.runtime.seed))
+                  train_data=DomainTrainingPairs(data, seed=cfg.runtime.seed), twice_differentiated=("D",))
 
 
 def _fixed_images(data, count: int) -> tuple[torch.Tensor, torch.Tensor]:
