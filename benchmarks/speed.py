@@ -53,7 +53,8 @@ def run_case(name: str, precision: str, steps: int, warmup: int, extra: Sequence
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
         cmd = [sys.executable, "-m", "ganforge", "bench", preset, *overrides, f"runtime.precision={precision}",
-               f"data.num_workers={workers}", *extra, "--steps", str(steps), "--warmup", str(warmup), "--json", str(out)]
+               f"data.num_workers={workers}", *extra, "--steps", str(steps), "--warmup", str(warmup),
+               "--json", str(out)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         return json.loads(out.read_text())
 
