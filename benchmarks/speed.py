@@ -73,14 +73,16 @@ def run_case_in_process(name: str, precision: str, steps: int, warmup: int, extr
 
     preset, overrides = CASES[name]
     cfg = load_config(preset, [*overrides, f"runtime.precision={precision}", f"data.num_workers={workers}", *extra])
-    torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     trainer = Trainer(cfg, run_dir=None)
     try:
         return bench(trainer, steps=steps, warmup=warmup).to_json()
     finally:
         del trainer
         gc.collect()
-        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def main() -> None:
@@ -113,7 +115,10 @@ def main() -> None:
                 try:
                     r = run(name, precision, args.steps, args.warmup, extra, args.workers)
                 except Exception as err:  # one failing row must not cost the others (a GPU lease is short)
-                    print(f"| {name} | {CASES[name][0]} | | | {precision} | {' '.join(extra) or '-'} | failed: "
+                    # the precision the row asked for: a variant's runtime.precision overrides --precisions
+                    asked = [e.split("=", 1)[1] for e in extra if e.startswith("runtime.precision=")]
+                    shown = (asked or [precision])[-1]
+                    print(f"| {name} | {CASES[name][0]} | | | {shown} | {' '.join(extra) or '-'} | failed: "
                           f"{type(err).__name__}: {err} |", flush=True)
                     continue
                 rows.append(dict(case=name, settings=extra, **r))
