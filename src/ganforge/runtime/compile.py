@@ -14,10 +14,9 @@ def compile_networks(networks: dict[str, nn.Module], mode: bool | str,
     ``mode`` is False (nothing compiled), True (the ``default`` mode) or a ``torch.compile`` mode
     (``default``, ``reduce-overhead``, ``max-autotune``). In-place compilation
     (``nn.Module.compile``) keeps parameter names, so checkpoints, EMA and export see the plain
-    network. ``keep_eager`` names the networks that a
-    penalty differentiates twice: AOTAutograd has no double backward, so they stay eager.
-    Other methods than ``forward`` (StoryGAN's logit heads, StarGAN v2's sub-networks called one by
-    one) run eagerly whatever the mode.
+    network. ``keep_eager`` names the networks that a penalty differentiates twice: AOTAutograd has
+    no double backward, so they stay eager. Other methods than ``forward`` (StoryGAN's logit heads,
+    StarGAN v2's sub-networks called one by one) run eagerly whatever the mode.
     """
     if mode is False:
         return []
