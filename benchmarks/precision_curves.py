@@ -21,13 +21,8 @@ from pathlib import Path
 
 from ganforge.config import load_config
 from ganforge.train.trainer import train
+from runlog import PRECISION_SETTINGS as SETTINGS  # benchmarks/runlog.py
 
-SETTINGS = {
-    "fp32": ["runtime.precision=fp32"],
-    "bf16": ["runtime.precision=bf16"],
-    "bf16-penalty": ["runtime.precision=bf16", "runtime.penalty_precision=autocast"],
-    "fp16": ["runtime.precision=fp16"],
-}
 
 
 def is_loss(key: str) -> bool:

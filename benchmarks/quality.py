@@ -8,6 +8,10 @@ be judged. Each run lands in runs/quality-<family>/ (eval/*.json hold every numb
     .venv/bin/python benchmarks/quality.py --steps 3000 --every 1000 --n 2000
     .venv/bin/python benchmarks/quality.py --only wgan_gp/demo
     .venv/bin/python benchmarks/quality.py --only wgan_gp/demo -- runtime.precision=bf16   # overrides for every run
+    .venv/bin/python benchmarks/quality.py --only wgan_gp/demo --settings fp32,bf16,bf16-penalty  # equal steps
+
+With ``--settings`` each preset trains once per precision setting (same seed, data and steps) into
+runs/quality-<family>-<name>-<setting>/, so the faster settings' quality can be read against fp32's.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 from ganforge.config import load_config
 from ganforge.train.trainer import train
+from runlog import PRECISION_SETTINGS  # benchmarks/runlog.py
 
 # family preset -> overrides that fit the CPU budget (same architecture as the preset)
 RUNS = {
@@ -31,8 +36,9 @@ COLUMNS = ("oracle_fid", "oracle_kid", "oracle_precision", "oracle_recall", "ora
            "oracle_confident", "oracle_object_tv")
 
 
-def run(preset: str, extra: list[str], steps: int, every: int, n: int, out_dir: str) -> dict:
-    name = "quality-" + preset.replace("/", "-")
+def run(preset: str, extra: list[str], steps: int, every: int, n: int, out_dir: str, setting: str = "") -> dict:
+    """Train ``preset`` (under precision ``setting`` when given) and collect its oracle evaluations."""
+    name = "quality-" + preset.replace("/", "-") + (f"-{setting}" if setting else "")
     shutil.rmtree(Path(out_dir) / name, ignore_errors=True)
     cfg = load_config(preset, [f"name={name}", f"out_dir={out_dir}", f"train.steps={steps}",
                                f"train.ckpt_every={every}", f"eval.every={every}", f"eval.n={n}",
@@ -56,10 +62,19 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--only", nargs="*", default=None, help="presets to run (default: all)")
     p.add_argument("--out-dir", default="runs")
+    p.add_argument("--settings", default="", help="comma-separated precision settings to train each preset under, "
+                   f"of {', '.join(PRECISION_SETTINGS)} (default: the preset's own precision, once)")
     p.add_argument("overrides", nargs="*", help="extra key=value overrides for every run (after --)")
     args = p.parse_args()
-    results = {preset: run(preset, [*extra, *args.overrides], args.steps, args.every, args.n, args.out_dir)
-               for preset, extra in RUNS.items() if not args.only or preset in args.only}
+    settings = args.settings.split(",") if args.settings else [""]
+    unknown = [s for s in settings if s and s not in PRECISION_SETTINGS]
+    if unknown:
+        p.error(f"--settings: {', '.join(unknown)} not among {', '.join(PRECISION_SETTINGS)}")
+    # the setting's overrides come last, so that they win over the preset's and the command line's
+    results = {f"{preset} ({setting})" if setting else preset:
+               run(preset, [*extra, *args.overrides, *PRECISION_SETTINGS.get(setting, [])], args.steps, args.every,
+                   args.n, args.out_dir, setting)
+               for preset, extra in RUNS.items() if not args.only or preset in args.only for setting in settings}
     header = ["run", "step"] + [c.replace("oracle_", "") for c in COLUMNS]
     print(row(*header))
     print(row(*("---" for _ in header)))

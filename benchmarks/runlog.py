@@ -6,6 +6,15 @@ import json
 import shutil
 from pathlib import Path
 
+# The precision settings the benchmarks compare, as config overrides: bf16 keeps gradient penalties and
+# R1 in fp32 as the official codes do; bf16-penalty runs them in bf16 too; fp16 scales each optimizer's loss.
+PRECISION_SETTINGS = {
+    "fp32": ["runtime.precision=fp32"],
+    "bf16": ["runtime.precision=bf16"],
+    "bf16-penalty": ["runtime.precision=bf16", "runtime.penalty_precision=autocast"],
+    "fp16": ["runtime.precision=fp16"],
+}
+
 
 def existing_or_new_run(run: str | None, preset: str, out_dir: str) -> Path:
     """``run`` when given; otherwise train ``preset`` afresh into ``out_dir/bench-<family>-<name>``."""

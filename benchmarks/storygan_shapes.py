@@ -8,6 +8,7 @@ minutes of training it took.
 
     .venv/bin/python benchmarks/storygan_shapes.py                   # trains runs/bench-storygan-shapes
     .venv/bin/python benchmarks/storygan_shapes.py --run runs/x      # only evaluate an existing run
+    .venv/bin/python benchmarks/storygan_shapes.py --run runs/x --since 10000   # its checkpoints from step 10,000
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def main() -> None:
     p.add_argument("--run", help="an existing storygan/shapes run folder (default: train one)")
     p.add_argument("--n", type=int, default=200, help="stories per evaluation")
     p.add_argument("--out-dir", default="runs")
+    p.add_argument("--since", type=int, default=0, help="evaluate only the checkpoints from this step on")
     p.add_argument("--device", default="cpu", help="where the generator and the oracle run (the noise is drawn "
                                                     "on the CPU, so the stories are the same on every device)")
     args = p.parse_args()
@@ -42,6 +44,8 @@ def main() -> None:
     print("step | minutes | object_acc | frame 1 | frame 2 | frame 3 | frame 4 | count_acc | in_place | ssim")
     result = None
     for path in sorted((run / "checkpoints").glob("step-*.pt")):
+        if int(path.stem.removeprefix("step-")) < args.since:  # names are step-%08d.pt
+            continue
         state = load_checkpoint(path)
         gen = generator_from_checkpoint(state, "raw")
         gen.net.to(args.device)
