@@ -24,7 +24,6 @@ from ganforge.train.trainer import train
 from runlog import PRECISION_SETTINGS as SETTINGS  # benchmarks/runlog.py
 
 
-
 def is_loss(key: str) -> bool:
     """A logged loss: ``D/...``, ``G/...`` or a family's named phases such as ``D_latent/...``."""
     return "/" in key and key.split("/", 1)[0].startswith(("D", "G"))

@@ -40,9 +40,11 @@ def run(preset: str, extra: list[str], steps: int, every: int, n: int, out_dir: 
     """Train ``preset`` (under precision ``setting`` when given) and collect its oracle evaluations."""
     name = "quality-" + preset.replace("/", "-") + (f"-{setting}" if setting else "")
     shutil.rmtree(Path(out_dir) / name, ignore_errors=True)
+    # the setting's overrides come last, so that they win over the preset's and the command line's
     cfg = load_config(preset, [f"name={name}", f"out_dir={out_dir}", f"train.steps={steps}",
                                f"train.ckpt_every={every}", f"eval.every={every}", f"eval.n={n}",
-                               "eval.metrics=[oracle]", "train.progress=false", *extra])
+                               "eval.metrics=[oracle]", "train.progress=false", *extra,
+                               *PRECISION_SETTINGS.get(setting, [])])
     t0 = time.perf_counter()
     result = train(cfg)
     minutes = (time.perf_counter() - t0) / 60
@@ -70,10 +72,8 @@ def main() -> None:
     unknown = [s for s in settings if s and s not in PRECISION_SETTINGS]
     if unknown:
         p.error(f"--settings: {', '.join(unknown)} not among {', '.join(PRECISION_SETTINGS)}")
-    # the setting's overrides come last, so that they win over the preset's and the command line's
     results = {f"{preset} ({setting})" if setting else preset:
-               run(preset, [*extra, *args.overrides, *PRECISION_SETTINGS.get(setting, [])], args.steps, args.every,
-                   args.n, args.out_dir, setting)
+               run(preset, [*extra, *args.overrides], args.steps, args.every, args.n, args.out_dir, setting)
                for preset, extra in RUNS.items() if not args.only or preset in args.only for setting in settings}
     header = ["run", "step"] + [c.replace("oracle_", "") for c in COLUMNS]
     print(row(*header))

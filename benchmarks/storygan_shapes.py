@@ -22,7 +22,7 @@ from ganforge.data import build_dataset
 from ganforge.load import generator_from_checkpoint
 from ganforge.metrics.evaluate import Evaluator
 from ganforge.models.storygan.evaluate import StoryganEvaluation
-from ganforge.train.checkpoint import load_checkpoint
+from ganforge.train.checkpoint import checkpoint_step, list_checkpoints, load_checkpoint
 from runlog import existing_or_new_run, minutes_at  # benchmarks/runlog.py
 
 
@@ -43,8 +43,8 @@ def main() -> None:
     minutes = minutes_at(run)
     print("step | minutes | object_acc | frame 1 | frame 2 | frame 3 | frame 4 | count_acc | in_place | ssim")
     result = None
-    for path in sorted((run / "checkpoints").glob("step-*.pt")):
-        if int(path.stem.removeprefix("step-")) < args.since:  # names are step-%08d.pt
+    for path in list_checkpoints(run / "checkpoints"):
+        if checkpoint_step(path) < args.since:
             continue
         state = load_checkpoint(path)
         gen = generator_from_checkpoint(state, "raw")

@@ -7,8 +7,8 @@ import os
 import pytest
 import torch
 
-from ganforge.train.checkpoint import (CheckpointError, atomic_write_bytes, latest_checkpoint, list_checkpoints,
-                                       load_checkpoint, read_weights_only, save_checkpoint)
+from ganforge.train.checkpoint import (CheckpointError, atomic_write_bytes, checkpoint_step, latest_checkpoint,
+                                       list_checkpoints, load_checkpoint, read_weights_only, save_checkpoint)
 
 
 def test_keep_last_and_latest_pointer(tmp_path):
@@ -18,6 +18,13 @@ def test_keep_last_and_latest_pointer(tmp_path):
     assert (tmp_path / "latest").read_text() == "step-00000040.pt"
     state = load_checkpoint(latest_checkpoint(tmp_path))
     assert state["step"] == 40 and torch.equal(state["w"], torch.full((2,), 40.0))
+
+
+def test_checkpoint_step_reads_the_step_from_the_name_and_refuses_other_names(tmp_path):
+    assert checkpoint_step(tmp_path / "step-00001500.pt") == 1500
+    assert checkpoint_step("step-123456789.pt") == 123456789  # more than 8 digits past step 99,999,999
+    with pytest.raises(ValueError, match=r"step-00001500\.pt"):
+        checkpoint_step(tmp_path / ".step-00000001.pt.tmp-999")
 
 
 def test_temp_files_of_killed_writers_are_removed_at_the_next_save(tmp_path):

@@ -111,8 +111,15 @@ def list_checkpoints(folder: Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if NAME_RE.match(p.name)]
-    return sorted(found, key=lambda p: int(NAME_RE.match(p.name).group(1)))
+    return sorted((p for p in folder.iterdir() if NAME_RE.match(p.name)), key=checkpoint_step)
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step in a checkpoint's file name (``step-00001500.pt`` -> 1500)."""
+    match = NAME_RE.match(Path(path).name)
+    if match is None:
+        raise ValueError(f"{path}: not a checkpoint name (expected one like {checkpoint_name(1500)})")
+    return int(match.group(1))
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
