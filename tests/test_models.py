@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ganforge.config import load_config, resolve
-from ganforge.layers.same_padding import SameConv2d, same_padding
+from ganforge.layers.same_padding import SameConv2d, SameConvTranspose2d, same_padding
 from ganforge.layers.norm import CrossRankBatchNorm2d, InstanceNorm2d, to_channels_last
 from ganforge.losses import discriminator_loss, generator_loss, gradient_penalty
 from ganforge.models.dcgan.networks import DcganDiscriminator, DcganGenerator, DcganModelConfig
@@ -102,6 +102,26 @@ def test_same_padding_is_tensorflows(size, kernel, stride, expected):
     assert same_padding(size, kernel, stride) == expected
     conv = SameConv2d(1, 1, kernel, stride)
     assert conv(torch.zeros(1, 1, size, size)).shape[-1] == -(-size // stride)
+
+
+def test_same_conv_transpose_adds_its_bias_after_the_crop():
+    # The bias is added outside the convolution (a bf16 transposed convolution with a bias is slow on
+    # the CPU); outputs, dtypes and the bias gradient must be those of the fused one.
+    torch.manual_seed(0)
+    conv = SameConvTranspose2d(8, 4, 5, 2)
+    x = torch.randn(2, 8, 6, 6)
+    top, _ = same_padding(12, 5, 2)
+    fused = torch.nn.functional.conv_transpose2d(x, conv.weight, conv.bias, 2)[..., top:top + 12, top:top + 12]
+    out = conv(x)
+    assert out.shape == (2, 4, 12, 12) and torch.allclose(out, fused, atol=1e-6)
+    (bias_grad,) = torch.autograd.grad(out.square().sum(), conv.bias)
+    assert torch.allclose(bias_grad, (2 * fused).sum((0, 2, 3)), rtol=1e-5)
+    with torch.autocast("cpu", torch.bfloat16):
+        low = conv(x)
+    assert low.dtype == torch.bfloat16 and torch.allclose(low.float(), fused, atol=0.05)
+    plain = SameConvTranspose2d(8, 4, 5, 2, bias=False)
+    expected = torch.nn.functional.conv_transpose2d(x, plain.weight, None, 2)[..., top:top + 12, top:top + 12]
+    assert torch.equal(plain(x), expected)
 
 
 @pytest.mark.parametrize("size, widths", [(32, [256, 128, 64]), (64, [512, 256, 128, 64]), (128, [1024, 512, 256, 128, 64])])
