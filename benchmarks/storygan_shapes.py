@@ -2,9 +2,9 @@
 80% of generated frames, and earlier objects stay in place in later frames.
 
 Not a test. Trains the ``storygan/shapes`` preset (or reads a run), then evaluates every checkpoint
-with the ``story`` metrics (object_acc, count_acc, in_place, ssim) on ``--n`` stories drawn from the
-descriptions of the training stories, with fixed noise, and prints one row per checkpoint with the
-minutes of training it took.
+with the ``story`` metrics (object_acc, per frame and per object slot, count_acc, in_place, ssim) on
+``--n`` stories drawn from the descriptions of the training stories, with fixed noise, and prints one
+row per checkpoint with the minutes of training it took.
 
     .venv/bin/python benchmarks/storygan_shapes.py                   # trains runs/bench-storygan-shapes
     .venv/bin/python benchmarks/storygan_shapes.py --run runs/x      # only evaluate an existing run
@@ -41,7 +41,8 @@ def main() -> None:
     ev = Evaluator(dataset, "story", args.n, batch_size=50, family_eval=StoryganEvaluation(dataset),
                    device=args.device)
     minutes = minutes_at(run)
-    print("step | minutes | object_acc | frame 1 | frame 2 | frame 3 | frame 4 | count_acc | in_place | ssim")
+    print("step | minutes | object_acc | frame 1 | frame 2 | frame 3 | frame 4 | slot 1 | slot 2 | slot 3 | slot 4 "
+          "| count_acc | in_place | ssim")
     result = None
     for path in list_checkpoints(run / "checkpoints"):
         if checkpoint_step(path) < args.since:
@@ -52,12 +53,12 @@ def main() -> None:
         with torch.no_grad():
             result = ev.evaluate_generator(gen.net)
         m, step = result.metrics, state["step"]
-        frames = " | ".join(f"{m[f'object_acc/frame{t}']:.3f}" for t in range(1, 5))
+        frames = " | ".join(f"{m[f'object_acc/{part}{t}']:.3f}" for part in ("frame", "slot") for t in range(1, 5))
         print(f"{step} | {minutes.get(step, float('nan')):.1f} | {m['object_acc']:.3f} | {frames} | "
               f"{m['count_acc']:.3f} | {m['in_place']:.3f} | {m['ssim']:.3f}")
     if result is not None:
         r = result.real_vs_real
-        frames = " | ".join(f"{r[f'object_acc/frame{t}']:.3f}" for t in range(1, 5))
+        frames = " | ".join(f"{r[f'object_acc/{part}{t}']:.3f}" for part in ("frame", "slot") for t in range(1, 5))
         print(f"ground truth | | {r['object_acc']:.3f} | {frames} | {r['count_acc']:.3f} | {r['in_place']:.3f} | 1")
 
 

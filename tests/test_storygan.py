@@ -375,6 +375,24 @@ def test_story_metrics_on_shapes(storygan_run, shapes_oracle):
         Evaluator(source.dataset, "story,fid", 6, oracle=shapes_oracle, family_eval=family)
 
 
+def test_slot_accuracy_finds_the_objects_a_story_loses(shapes_oracle):
+    from ganforge.data.story import ShapesStoryDataset
+    from ganforge.models.storygan.evaluate import shapes_story_metrics
+
+    ds = ShapesStoryDataset(length=12, image_size=64, video_len=4)
+    idx = np.arange(12)
+    real = torch.stack([ds.get(int(i))["images"] for i in idx])
+    truth = shapes_story_metrics(ds, idx, real, shapes_oracle)
+    assert [truth[f"object_acc/slot{k}"] for k in range(1, 5)] == pytest.approx([1.0] * 4, abs=0.05)
+    # Every frame shows the first frame again: only the first object is read, in every frame. A later
+    # object counts as read only where its class is the first one's.
+    frozen = shapes_story_metrics(ds, idx, real[:, :1].expand_as(real).contiguous(), shapes_oracle)
+    assert frozen["object_acc/slot1"] >= 0.95
+    for k in range(1, 4):
+        same = np.mean([ds.scenes[i].objects[k].class_id == ds.scenes[i].objects[0].class_id for i in idx])
+        assert frozen[f"object_acc/slot{k + 1}"] == pytest.approx(same, abs=0.1)
+
+
 def test_ssim_reference_values():
     i = torch.arange(32.0)
     x = torch.stack([torch.sin(i[:, None] / 3 + c) * torch.cos(i[None, :] / 5) for c in range(3)])[None]

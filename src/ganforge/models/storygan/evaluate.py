@@ -6,6 +6,8 @@ Metric group ``story`` (every frame of ``n`` stories, fixed noise):
 - on the shapes story view, read by the shapes oracle and the known scenes:
   - ``object_acc``: the oracle reads exactly the frame's set of objects (shape x color), and
     ``object_acc/frame<t>`` per frame;
+  - ``object_acc/slot<k>``: the object added in frame k is read (by shape x color) in the frames that
+    show it, k to the last: which of a story's objects the generator loses;
   - ``count_acc``: the oracle counts the frame's objects (t + 1 in frame t);
   - ``in_place``: every earlier object (added in a previous frame) is still where its description
     puts it: the mean color of a patch at its center is nearest to its own color (among the six
@@ -86,12 +88,18 @@ def shapes_story_metrics(dataset: ShapesStoryDataset, indices: np.ndarray, stori
     for row, i in enumerate(indices):
         for k, obj in enumerate(dataset.scenes[int(i)].objects[:t]):
             objects[row, k:, obj.class_id] = True  # present from frame k on
-    hit = (reading.object.view(n, t, -1) == objects).all(2)
+    read = reading.object.view(n, t, -1)
+    hit = (read == objects).all(2)
     counts = torch.arange(1, t + 1).expand(n, t)
+    # slot_read[row, f, k]: frame f reads the class of the object added in frame k (counted for f >= k)
+    ids = torch.tensor([[obj.class_id for obj in dataset.scenes[int(i)].objects[:t]] for i in indices])
+    slot_read = read.gather(2, ids[:, None, :].expand(n, t, t))
+    shown = torch.ones(t, t, dtype=torch.bool).tril()  # [f, k]: f >= k
     out = {"object_acc": hit.float().mean().item(),
            "count_acc": (reading.count.view(n, t) == counts).float().mean().item(),
            "in_place": in_place(dataset, indices, stories)}
     out.update({f"object_acc/frame{k + 1}": hit[:, k].float().mean().item() for k in range(t)})
+    out.update({f"object_acc/slot{k + 1}": slot_read[:, shown[:, k], k].float().mean().item() for k in range(t)})
     return out
 
 
