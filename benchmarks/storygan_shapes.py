@@ -26,6 +26,11 @@ from ganforge.train.checkpoint import checkpoint_step, list_checkpoints, load_ch
 from runlog import existing_or_new_run, minutes_at  # benchmarks/runlog.py
 
 
+def object_columns(metrics: dict[str, float]) -> str:
+    """The table's per-frame and per-slot object accuracies, as markdown cells."""
+    return " | ".join(f"{metrics[f'object_acc/{part}{t}']:.3f}" for part in ("frame", "slot") for t in range(1, 5))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", help="an existing storygan/shapes run folder (default: train one)")
@@ -53,13 +58,12 @@ def main() -> None:
         with torch.no_grad():
             result = ev.evaluate_generator(gen.net)
         m, step = result.metrics, state["step"]
-        frames = " | ".join(f"{m[f'object_acc/{part}{t}']:.3f}" for part in ("frame", "slot") for t in range(1, 5))
-        print(f"{step} | {minutes.get(step, float('nan')):.1f} | {m['object_acc']:.3f} | {frames} | "
+        print(f"{step} | {minutes.get(step, float('nan')):.1f} | {m['object_acc']:.3f} | {object_columns(m)} | "
               f"{m['count_acc']:.3f} | {m['in_place']:.3f} | {m['ssim']:.3f}")
     if result is not None:
         r = result.real_vs_real
-        frames = " | ".join(f"{r[f'object_acc/{part}{t}']:.3f}" for part in ("frame", "slot") for t in range(1, 5))
-        print(f"ground truth | | {r['object_acc']:.3f} | {frames} | {r['count_acc']:.3f} | {r['in_place']:.3f} | 1")
+        print(f"ground truth | | {r['object_acc']:.3f} | {object_columns(r)} | {r['count_acc']:.3f} | "
+              f"{r['in_place']:.3f} | 1")
 
 
 if __name__ == "__main__":

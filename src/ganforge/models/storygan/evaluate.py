@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ganforge.data.story import ShapesStoryDataset
 from ganforge.metrics.ssim import ssim
@@ -84,17 +85,14 @@ def shapes_story_metrics(dataset: ShapesStoryDataset, indices: np.ndarray, stori
 
     n, t = stories.shape[:2]
     reading = oracle.read(stories.flatten(0, 1))
-    objects = torch.zeros(n, t, NUM_CLASSES, dtype=torch.bool)
-    for row, i in enumerate(indices):
-        for k, obj in enumerate(dataset.scenes[int(i)].objects[:t]):
-            objects[row, k:, obj.class_id] = True  # present from frame k on
+    ids = torch.tensor([[obj.class_id for obj in dataset.scenes[int(i)].objects[:t]] for i in indices])  # (n, k)
+    shown = torch.ones(t, t, dtype=torch.bool).tril()  # [f, k]: frame f shows the object added in frame k
+    # objects[row, f, c]: class c is among frame f's objects (each object present from its frame on)
+    objects = (F.one_hot(ids, NUM_CLASSES).bool()[:, None] & shown[None, :, :, None]).any(2)
     read = reading.object.view(n, t, -1)
     hit = (read == objects).all(2)
     counts = torch.arange(1, t + 1).expand(n, t)
-    # slot_read[row, f, k]: frame f reads the class of the object added in frame k (counted for f >= k)
-    ids = torch.tensor([[obj.class_id for obj in dataset.scenes[int(i)].objects[:t]] for i in indices])
-    slot_read = read.gather(2, ids[:, None, :].expand(n, t, t))
-    shown = torch.ones(t, t, dtype=torch.bool).tril()  # [f, k]: f >= k
+    slot_read = read.gather(2, ids[:, None, :].expand(n, t, t))  # [row, f, k]: frame f reads object k's class
     out = {"object_acc": hit.float().mean().item(),
            "count_acc": (reading.count.view(n, t) == counts).float().mean().item(),
            "in_place": in_place(dataset, indices, stories)}
