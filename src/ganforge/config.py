@@ -151,6 +151,10 @@ class RuntimeConfig:
     deterministic: bool = False
     threads: int | None = None  # intra-op CPU threads; None keeps PyTorch's choice
     channels_last: bool = False
+    # On the CPU, convolutions whose output has at most this many positions (H x W) per image run as one
+    # matrix product over im2col columns (ganforge.layers.conv): oneDNN runs these far below the peak
+    # (StarGAN's last D layer, the 4 x 4 critics). 0 = always PyTorch's convolution. No effect elsewhere.
+    conv_matmul_positions: int = non_negative(16)
     # Gradient penalties and R1: fp32 (the official codes, default), or autocast = in the run's bf16
     # (faster on CPUs with bf16 units; the penalty's norm and loss stay fp32). Not with fp16, whose
     # inner gradient would need its own loss scaling.

@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganforge.layers.conv import Conv2d, conv2d_as_matmul
+
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """(before, after) padding of one spatial axis of length ``size`` as TensorFlow's SAME computes it."""
@@ -22,8 +24,9 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-class SameConv2d(nn.Conv2d):
-    """``nn.Conv2d`` with TensorFlow's SAME padding (output ``ceil(input / stride)``), square kernels."""
+class SameConv2d(Conv2d):
+    """``nn.Conv2d`` with TensorFlow's SAME padding (output ``ceil(input / stride)``), square kernels; small
+    outputs run as a matrix product on the CPU, as every :class:`~ganforge.layers.conv.Conv2d`."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, bias: bool = True):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, bias=bias)
@@ -32,6 +35,9 @@ class SameConv2d(nn.Conv2d):
         k, s = self.kernel_size[0], self.stride[0]
         top, bottom = same_padding(x.shape[-2], k, s)
         left, right = same_padding(x.shape[-1], k, s)
+        padding = self.matmul_padding(x, (top, bottom, left, right))
+        if padding is not None:  # the padding goes into the columns: no padded copy of x
+            return conv2d_as_matmul(x, self.weight, self.bias, self.stride, padding)
         return super().forward(F.pad(x, (left, right, top, bottom)))
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from ganforge.layers.conv import DEFAULT_MATMUL_MAX_POSITIONS, set_matmul_max_positions
 from ganforge.layers.norm import to_channels_last
 from ganforge.runtime.distributed import DistInfo
 from ganforge.runtime.precision import Precision
@@ -83,6 +84,7 @@ class RecipeContext:
     dist: DistInfo
     local_batch: int  # samples per rank per micro-batch
     channels_last: bool = False
+    conv_matmul_positions: int = DEFAULT_MATMUL_MAX_POSITIONS
     noise: torch.Generator = field(default_factory=torch.Generator)
     dataset: Any = None  # the training data (label names, fixed images for sample grids)
     step: int = 0  # the step being trained (0-based), set by the trainer before its phases run
@@ -115,8 +117,9 @@ class RecipeContext:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def place(self, module: nn.Module) -> nn.Module:
-        """Move a freshly built network to the device (and channels_last if configured)."""
-        module = module.to(self.device)
+        """Move a freshly built network to the device (and channels_last if configured), with the run's
+        choice of matrix products for small-output convolutions on the CPU."""
+        module = set_matmul_max_positions(module.to(self.device), self.conv_matmul_positions)
         return to_channels_last(module) if self.channels_last else module
 
 

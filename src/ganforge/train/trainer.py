@@ -128,6 +128,7 @@ class Trainer:
         seed_everything(rt.seed)
         self.ctx = RecipeContext(device=self.device, precision=self.precision, dist=self.dist,
                                  local_batch=self.local_batch, channels_last=rt.channels_last,
+                                 conv_matmul_positions=rt.conv_matmul_positions,
                                  noise=torch.Generator().manual_seed(rt.seed), dataset=self.dataset)
         self.spec = get_family(cfg.family)
         self.recipe: Recipe = self.spec.build_recipe(cfg, self.ctx)

@@ -28,6 +28,7 @@ import torch.nn as nn
 
 from ganforge.config import positive
 from ganforge.layers import make_norm2d
+from ganforge.layers.conv import Conv2d
 from ganforge.layers.same_padding import SameConv2d, SameConvTranspose2d
 
 
@@ -112,7 +113,7 @@ class DcganDiscriminator(nn.Module):
         bias = cfg.d_norm == "none" or official
 
         def downsample(c_in: int, c_out: int) -> nn.Module:
-            return SameConv2d(c_in, c_out, 5, 2, bias=bias) if official else nn.Conv2d(c_in, c_out, 4, 2, 1, bias=bias)
+            return SameConv2d(c_in, c_out, 5, 2, bias=bias) if official else Conv2d(c_in, c_out, 4, 2, 1, bias=bias)
 
         layers: list[nn.Module] = [downsample(cfg.channels, ndf), nn.LeakyReLU(0.2, True)]
         mult, size = 1, cfg.image_size // 2
@@ -123,7 +124,7 @@ class DcganDiscriminator(nn.Module):
         # improved_wgan: flatten (channel-major) and one linear unit; pytorch_example: a 4x4 conv.
         self.output = nn.Linear(ndf * mult * 16, 1) if official else None
         if not official:
-            layers.append(nn.Conv2d(ndf * mult, 1, 4, 1, 0, bias=bias))
+            layers.append(Conv2d(ndf * mult, 1, 4, 1, 0, bias=bias))
         self.main = nn.Sequential(*layers)
         assert size == 4 and math.log2(cfg.image_size).is_integer()
         dcgan_init(self, cfg.arch)

@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganforge.config import positive
+from ganforge.layers.conv import Conv2d
 from ganforge.layers.norm import InstanceNorm2d, instance_norm
 
 
@@ -73,8 +74,8 @@ class ResidualBlock(nn.Module):
     def __init__(self, dim: int, batch_stats: bool):
         super().__init__()
         self.main = nn.Sequential(
-            nn.Conv2d(dim, dim, 3, 1, 1, bias=False), StatsInstanceNorm2d(dim, batch_stats), nn.ReLU(inplace=True),
-            nn.Conv2d(dim, dim, 3, 1, 1, bias=False), StatsInstanceNorm2d(dim, batch_stats))
+            Conv2d(dim, dim, 3, 1, 1, bias=False), StatsInstanceNorm2d(dim, batch_stats), nn.ReLU(inplace=True),
+            Conv2d(dim, dim, 3, 1, 1, bias=False), StatsInstanceNorm2d(dim, batch_stats))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.main(x)
@@ -90,10 +91,10 @@ class StarganGenerator(nn.Module):
         self.cfg = cfg
         bs = cfg.instance_norm == "batch_stats"
         dim = cfg.g_conv_dim
-        layers: list[nn.Module] = [nn.Conv2d(3 + cfg.c_dim, dim, 7, 1, 3, bias=False),
+        layers: list[nn.Module] = [Conv2d(3 + cfg.c_dim, dim, 7, 1, 3, bias=False),
                                    StatsInstanceNorm2d(dim, bs), nn.ReLU(inplace=True)]
         for _ in range(2):  # down-sampling: S -> S/4, width x4
-            layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1, bias=False), StatsInstanceNorm2d(dim * 2, bs),
+            layers += [Conv2d(dim, dim * 2, 4, 2, 1, bias=False), StatsInstanceNorm2d(dim * 2, bs),
                        nn.ReLU(inplace=True)]
             dim *= 2
         layers += [ResidualBlock(dim, bs) for _ in range(cfg.g_repeat_num)]
@@ -101,7 +102,7 @@ class StarganGenerator(nn.Module):
             layers += [nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False), StatsInstanceNorm2d(dim // 2, bs),
                        nn.ReLU(inplace=True)]
             dim //= 2
-        layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
+        layers += [Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
 
     def make_inputs(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,15 +126,15 @@ class StarganDiscriminator(nn.Module):
         if cfg.image_size % (2 ** cfg.d_repeat_num):
             raise ValueError(f"model.image_size={cfg.image_size} must be divisible by 2^d_repeat_num = "
                              f"{2 ** cfg.d_repeat_num}")
-        layers: list[nn.Module] = [nn.Conv2d(3, cfg.d_conv_dim, 4, 2, 1), nn.LeakyReLU(0.01)]
+        layers: list[nn.Module] = [Conv2d(3, cfg.d_conv_dim, 4, 2, 1), nn.LeakyReLU(0.01)]
         dim = cfg.d_conv_dim
         for _ in range(1, cfg.d_repeat_num):
-            layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
+            layers += [Conv2d(dim, dim * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
             dim *= 2
         self.main = nn.Sequential(*layers)
         kernel = cfg.image_size // 2 ** cfg.d_repeat_num
-        self.conv1 = nn.Conv2d(dim, 1, 3, 1, 1, bias=False)  # real/fake per patch
-        self.conv2 = nn.Conv2d(dim, cfg.cls_dim, kernel, bias=False)  # attribute/class logits
+        self.conv1 = Conv2d(dim, 1, 3, 1, 1, bias=False)  # real/fake per patch
+        self.conv2 = Conv2d(dim, cfg.cls_dim, kernel, bias=False)  # attribute/class logits
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.main(x)

@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganforge.config import non_negative, positive
+from ganforge.layers.conv import Conv2d
 from ganforge.layers.norm import InstanceNorm2d
 
 # Every residual sum is divided by sqrt(2) to keep unit variance, as the official blocks do (a division,
@@ -62,12 +63,12 @@ class ResBlk(nn.Module):
         super().__init__()
         self.normalize, self.downsample = normalize, downsample
         self.actv = _lrelu()
-        self.conv1 = nn.Conv2d(dim_in, dim_in, 3, 1, 1)
-        self.conv2 = nn.Conv2d(dim_in, dim_out, 3, 1, 1)
+        self.conv1 = Conv2d(dim_in, dim_in, 3, 1, 1)
+        self.conv2 = Conv2d(dim_in, dim_out, 3, 1, 1)
         if normalize:
             self.norm1 = InstanceNorm2d(dim_in, affine=True)
             self.norm2 = InstanceNorm2d(dim_in, affine=True)
-        self.conv1x1 = nn.Conv2d(dim_in, dim_out, 1, 1, 0, bias=False) if dim_in != dim_out else None
+        self.conv1x1 = Conv2d(dim_in, dim_out, 1, 1, 0, bias=False) if dim_in != dim_out else None
 
     def _shortcut(self, x: torch.Tensor) -> torch.Tensor:
         if self.conv1x1 is not None:
@@ -109,11 +110,11 @@ class AdainResBlk(nn.Module):
         super().__init__()
         self.w_hpf, self.upsample = w_hpf, upsample
         self.actv = _lrelu()
-        self.conv1 = nn.Conv2d(dim_in, dim_out, 3, 1, 1)
-        self.conv2 = nn.Conv2d(dim_out, dim_out, 3, 1, 1)
+        self.conv1 = Conv2d(dim_in, dim_out, 3, 1, 1)
+        self.conv2 = Conv2d(dim_out, dim_out, 3, 1, 1)
         self.norm1 = AdaIN(style_dim, dim_in)
         self.norm2 = AdaIN(style_dim, dim_out)
-        self.conv1x1 = nn.Conv2d(dim_in, dim_out, 1, 1, 0, bias=False) if dim_in != dim_out else None
+        self.conv1x1 = Conv2d(dim_in, dim_out, 1, 1, 0, bias=False) if dim_in != dim_out else None
 
     def _shortcut(self, x: torch.Tensor) -> torch.Tensor:
         if self.upsample:
@@ -157,10 +158,10 @@ class Generator(nn.Module):
         super().__init__()
         self.cfg = cfg
         dim_in = cfg.first_dim
-        self.from_rgb = nn.Conv2d(3, dim_in, 3, 1, 1)
+        self.from_rgb = Conv2d(3, dim_in, 3, 1, 1)
         self.encode = nn.ModuleList()
         self.decode = nn.ModuleList()
-        self.to_rgb = nn.Sequential(InstanceNorm2d(dim_in, affine=True), _lrelu(), nn.Conv2d(dim_in, 3, 1, 1, 0))
+        self.to_rgb = nn.Sequential(InstanceNorm2d(dim_in, affine=True), _lrelu(), Conv2d(dim_in, 3, 1, 1, 0))
         levels = int(math.log2(cfg.image_size)) - 4 + (1 if cfg.w_hpf > 0 else 0)
         decode: list[nn.Module] = []  # built outside-in, stored inside-out (the decoder mirrors the encoder)
         dim_out = dim_in
@@ -227,13 +228,13 @@ def _downsampling_trunk(cfg: Starganv2ModelConfig) -> tuple[list[nn.Module], int
     """The stem shared by E and D: conv3x3, ``log2(size) - 2`` down-sampling ResBlks to 4x4, then
     LeakyReLU, conv4x4 (to 1x1), LeakyReLU. Returns the layers and their output width."""
     dim_in = cfg.first_dim
-    layers: list[nn.Module] = [nn.Conv2d(3, dim_in, 3, 1, 1)]
+    layers: list[nn.Module] = [Conv2d(3, dim_in, 3, 1, 1)]
     dim_out = dim_in
     for _ in range(int(math.log2(cfg.image_size)) - 2):
         dim_out = min(dim_in * 2, cfg.max_conv_dim)
         layers.append(ResBlk(dim_in, dim_out, downsample=True))
         dim_in = dim_out
-    layers += [_lrelu(), nn.Conv2d(dim_out, dim_out, 4, 1, 0), _lrelu()]
+    layers += [_lrelu(), Conv2d(dim_out, dim_out, 4, 1, 0), _lrelu()]
     return layers, dim_out
 
 
@@ -259,7 +260,7 @@ class Discriminator(nn.Module):
         super().__init__()
         self.cfg = cfg
         layers, width = _downsampling_trunk(cfg)
-        self.main = nn.Sequential(*layers, nn.Conv2d(width, cfg.num_domains, 1, 1, 0))
+        self.main = nn.Sequential(*layers, Conv2d(width, cfg.num_domains, 1, 1, 0))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return _select_domain(self.main(x).flatten(1), y)

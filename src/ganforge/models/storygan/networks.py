@@ -41,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganforge.config import positive
+from ganforge.layers.conv import Conv2d
 from ganforge.layers.norm import EvalBatchNorm1d, EvalBatchNorm2d
 
 
@@ -71,7 +72,7 @@ class GeneratorOutput(NamedTuple):
 
 
 def conv3x3(cin: int, cout: int) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
+    return Conv2d(cin, cout, 3, 1, 1, bias=False)
 
 
 def kl_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -127,8 +128,8 @@ class StoryganGenerator(nn.Module):
         self.image_net = nn.Sequential(nn.Linear(text, k * k, bias=False), EvalBatchNorm1d(k * k, batch_stats))
         # 1 x 15 x 15 -> ngf x 8 x 8 -> ngf/2 x 4 x 4
         self.downsamples = nn.Sequential(
-            nn.Conv2d(1, ngf, 3, 2, 1, bias=False), bn2d(ngf), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ngf, ngf // 2, 4, 2, 1, bias=False), bn2d(ngf // 2), nn.LeakyReLU(0.2, inplace=True))
+            Conv2d(1, ngf, 3, 2, 1, bias=False), bn2d(ngf), nn.LeakyReLU(0.2, inplace=True),
+            Conv2d(ngf, ngf // 2, 4, 2, 1, bias=False), bn2d(ngf // 2), nn.LeakyReLU(0.2, inplace=True))
         # The window sum of the dynamic filter layer (a fixed all-ones kernel: no parameter).
         self.register_buffer("window", torch.ones(1, 1, k, k), persistent=False)
 
@@ -211,7 +212,7 @@ class ConditionalLogits(nn.Module):
         self.cond_dim = cond_dim
         self.conv1 = nn.Sequential(conv3x3(ndf * 8 * video_len, ndf * 8), nn.BatchNorm2d(ndf * 8),
                                    nn.LeakyReLU(0.2, inplace=True))
-        self.conv2 = nn.Sequential(nn.Conv2d(ndf * 8, 1, kernel_size=4, stride=4), nn.Sigmoid())
+        self.conv2 = nn.Sequential(Conv2d(ndf * 8, 1, kernel_size=4, stride=4), nn.Sigmoid())
         self.convc = nn.Sequential(conv3x3(cond_dim, ndf * 8), nn.BatchNorm2d(ndf * 8),
                                    nn.LeakyReLU(0.2, inplace=True))
 
@@ -232,9 +233,9 @@ class ConditionalLogits(nn.Module):
 
 def image_encoder(ndf: int) -> nn.Sequential:
     """3 x 64 x 64 -> 8ndf x 4 x 4: four stride-2 4x4 convs, BN after all but the first, LeakyReLU 0.2."""
-    layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+    layers: list[nn.Module] = [Conv2d(3, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
     for cin, cout in ((ndf, ndf * 2), (ndf * 2, ndf * 4), (ndf * 4, ndf * 8)):
-        layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
+        layers += [Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
     return nn.Sequential(*layers)
 
 
@@ -245,7 +246,7 @@ class ImageDiscriminator(nn.Module):
         super().__init__()
         ndf = cfg.df_dim
         self.encode_img = image_encoder(ndf)
-        self.cate_classify = nn.Conv2d(ndf * 8, cfg.label_num, 4, 4, 1, bias=False)
+        self.cate_classify = Conv2d(ndf * 8, cfg.label_num, 4, 4, 1, bias=False)
         self.get_cond_logits = ConditionalLogits(ndf, cfg.text_dim, 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
