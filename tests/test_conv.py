@@ -1,5 +1,7 @@
 """``ganforge.layers.conv``: small-output convolutions as one matrix product on the CPU."""
 
+from copy import deepcopy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -133,3 +135,31 @@ def test_runtime_setting_reaches_the_networks_and_a_penalty_step_matches_pytorch
     # n_critic 2 updates of D with the gradient penalty (a double backward through both paths), then G.
     for (name, a), b in zip(matmul.recipe.networks["D"].named_parameters(), native.recipe.networks["D"].parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_weight_matrix_is_made_once_per_reuse_block_and_fresh_after_a_fused_adam_step(monkeypatch):
+    import ganforge.layers.conv as conv_module
+    from ganforge.layers.conv import reuse_weight_matrices
+
+    made = []
+    real = conv_module.weight_matrix
+    monkeypatch.setattr(conv_module, "weight_matrix", lambda *a: made.append(1) or real(*a))
+    torch.manual_seed(0)
+    layer = Conv2d(8, 4, 4, 2, 1)
+    opt = torch.optim.Adam(layer.parameters(), lr=0.1, fused=True)  # updates in place without a version bump
+    x = torch.randn(2, 8, 4, 4)
+    for _ in range(2):
+        opt.zero_grad()
+        with reuse_weight_matrices(), torch.autocast("cpu", dtype=torch.bfloat16):
+            outs = [layer(x), layer(x * 2), layer(x * 3)]  # real, fake, interpolates
+            sum(o.float().square().sum() for o in outs).backward()
+        opt.step()
+    assert len(made) == 2  # once per block, not once per call
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = F.conv2d(x, layer.weight, layer.bias, 2, 1)  # the updated weights
+        with reuse_weight_matrices():
+            ours = layer(x)
+    torch.testing.assert_close(ours.float(), ref.float(), rtol=0.02, atol=0.05)
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+    copy = deepcopy(layer)  # the cached matrix is not copied (deepcopy refuses non-leaf tensors)
+    assert copy._matrix_cache.matrix is None

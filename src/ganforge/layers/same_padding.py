@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganforge.layers.conv import Conv2d, conv2d_as_matmul
+from ganforge.layers.conv import Conv2d
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -37,7 +37,7 @@ class SameConv2d(Conv2d):
         left, right = same_padding(x.shape[-1], k, s)
         padding = self.matmul_padding(x, (top, bottom, left, right))
         if padding is not None:  # the padding goes into the columns: no padded copy of x
-            return conv2d_as_matmul(x, self.weight, self.bias, self.stride, padding)
+            return self.matmul_forward(x, self.weight, self.bias, padding)
         return super().forward(F.pad(x, (left, right, top, bottom)))
 
 

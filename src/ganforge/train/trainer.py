@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from ganforge.config import ConfigError, RunConfig, save_config, to_dict
 from ganforge.data import build_dataset, build_loader
+from ganforge.layers.conv import reuse_weight_matrices
 from ganforge.paths import safe_name
 from ganforge.registry import get_family
 from ganforge.runtime.compile import compile_networks
@@ -290,8 +291,9 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
                 for _ in range(micro):
                     batch = next(self.stream) if phase.needs_batch else None
-                    loss, parts = phase.loss(batch)
-                    scaler.scale(loss / micro).backward()
+                    with reuse_weight_matrices():  # no parameter changes until scaler.step below
+                        loss, parts = phase.loss(batch)
+                        scaler.scale(loss / micro).backward()
                     totals.append((phase.name, loss.detach()))
                     if sums is not None:
                         for key, value in parts.items():
