@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import yaml
 
+from ganforge.layers.conv import DEFAULT_MATMUL_MAX_POSITIONS
+
 
 class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type, or out of range."""
@@ -154,7 +156,7 @@ class RuntimeConfig:
     # On the CPU, convolutions whose output has at most this many positions (H x W) per image run as one
     # matrix product over im2col columns (ganforge.layers.conv): oneDNN runs these far below the peak
     # (StarGAN's last D layer, the 4 x 4 critics). 0 = always PyTorch's convolution. No effect elsewhere.
-    conv_matmul_positions: int = non_negative(16)
+    conv_matmul_positions: int = non_negative(DEFAULT_MATMUL_MAX_POSITIONS)
     # Gradient penalties and R1: fp32 (the official codes, default), or autocast = in the run's bf16
     # (faster on CPUs with bf16 units; the penalty's norm and loss stay fp32). Not with fp16, whose
     # inner gradient would need its own loss scaling.
