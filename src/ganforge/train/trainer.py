@@ -31,6 +31,7 @@ from ganforge.data import build_dataset, build_loader
 from ganforge.layers.conv import reuse_weight_matrices
 from ganforge.paths import safe_name
 from ganforge.registry import get_family
+from ganforge.runtime.allocator import retain_freed_memory
 from ganforge.runtime.compile import compile_networks
 from ganforge.runtime.device import peak_memory_bytes, resolve_device, synchronize
 from ganforge.runtime.distributed import (average_gradients, barrier, broadcast_module, env_info,
@@ -111,6 +112,8 @@ class Trainer:
         rt = cfg.runtime
         if rt.threads:
             torch.set_num_threads(rt.threads)
+        if rt.retain_freed_memory:
+            retain_freed_memory()
         self.device = _rank_device(cfg)
         self.dist = init_distributed(self.device, rt.dist_timeout_s)
         self.is_main = self.dist.is_main
