@@ -331,3 +331,29 @@ def test_shapes_selected_attributes():
     assert cfg.model.c_dim == 2 and cfg.model.labels == ["Red", "Large"] and cfg.model.exclusive == ["Red"]
     with pytest.raises(ConfigError, match="Smiling"):
         load_config("stargan/shapes", ["data.selected_attrs=[Smiling]"])
+
+
+def test_channels_last_for_named_networks_only_and_same_training_step(tmp_path):
+    from ganforge.train.trainer import Trainer
+
+    def first_step(channels_last):
+        trainer = Trainer(load_config("stargan/shapes", tiny(tmp_path, **{"runtime.channels_last": channels_last})))
+        return trainer, trainer.train_step()
+
+    (ref, ref_losses), (ours, losses) = first_step(False), first_step(["D"])
+    cl = torch.channels_last
+    D, G = ours.recipe.networks["D"], ours.recipe.networks["G"]
+    assert D.main[0].weight.is_contiguous(memory_format=cl) and not D.main[0].weight.is_contiguous()
+    assert all(p.is_contiguous() for p in G.parameters())  # G and the batches keep their format
+    assert not ours.ctx.channels_last
+    # the same losses in both D updates (gradient penalty included) and the G update, fp32
+    assert [name for name, _ in losses] == [name for name, _ in ref_losses]
+    for (name, a), (_, b) in zip(losses, ref_losses):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
+    # and the same discriminator function once the weights are equal
+    D.load_state_dict(ref.recipe.networks["D"].state_dict())
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    for a, b in zip(D(x), ref.recipe.networks["D"](x)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match=r"no network named E in stargan; its networks are G, D"):
+        first_step(["E"])

@@ -155,7 +155,9 @@ class RuntimeConfig:
     # Linux/glibc: every host allocation from the heap, freed memory kept for the next step instead of
     # unmapped and faulted in again (ganforge.runtime.allocator; StarGAN on 2 CPU cores: -6% per step).
     retain_freed_memory: bool = True
-    channels_last: bool = False
+    # channels_last memory format: true = every network and the input batches; a list of network names
+    # (e.g. [D]) = only those networks (a convolution with a channels_last weight computes channels_last).
+    channels_last: bool | list[str] = False
     # On the CPU, convolutions whose output has at most this many positions (H x W) per image run as one
     # matrix product over im2col columns (ganforge.layers.conv): oneDNN runs these far below the peak
     # (StarGAN's last D layer, the 4 x 4 critics). 0 = always PyTorch's convolution. No effect elsewhere.

@@ -40,7 +40,7 @@ class BenchReport:
     image_size: int | None
     iterations_per_step: int  # official-loop iterations that one trainer step makes
     optimizer_impl: str = "auto"
-    channels_last: bool = False
+    channels_last: bool | list[str] = False
     compiled: list[str] = field(default_factory=list)  # networks runtime.compile compiled
     step_s: list[float] = field(default_factory=list)
     images_per_step: int = 0  # real images drawn from the data per step
@@ -84,7 +84,9 @@ class BenchReport:
         rows = [
             f"{self.family} on {self.device}, {self.precision}, {self.threads} thread(s), batch {self.batch_size}"
             + (f", {self.image_size} px" if self.image_size else "")
-            + f", optimizers {self.optimizer_impl}" + (", channels_last" if self.channels_last else "")
+            + f", optimizers {self.optimizer_impl}" + (", channels_last" if self.channels_last is True else "")
+            + (f", channels_last {'+'.join(self.channels_last)}" if isinstance(self.channels_last, list)
+               and self.channels_last else "")
             + (f", compiled {'+'.join(self.compiled)}" if self.compiled else ""),
             f"  s/step            {self.median_step_s:.3f} (median of {len(self.step_s)}; range {spread})",
             f"  s/iteration       {self.iteration_s:.3f} (official loop; {self.iterations_per_step} per step)",

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from ganforge.config import ConfigError, RunConfig, save_config, to_dict
 from ganforge.data import build_dataset, build_loader
 from ganforge.layers.conv import reuse_weight_matrices
+from ganforge.layers.norm import to_channels_last
 from ganforge.paths import safe_name
 from ganforge.registry import get_family
 from ganforge.runtime.allocator import retain_freed_memory
@@ -131,11 +132,13 @@ class Trainer:
         # Same initial weights on every rank (and broadcast below to be certain).
         seed_everything(rt.seed)
         self.ctx = RecipeContext(device=self.device, precision=self.precision, dist=self.dist,
-                                 local_batch=self.local_batch, channels_last=rt.channels_last,
+                                 local_batch=self.local_batch, channels_last=rt.channels_last is True,
                                  conv_matmul_positions=rt.conv_matmul_positions,
                                  noise=torch.Generator().manual_seed(rt.seed), dataset=self.dataset)
         self.spec = get_family(cfg.family)
         self.recipe: Recipe = self.spec.build_recipe(cfg, self.ctx)
+        if isinstance(rt.channels_last, list):
+            self._channels_last_networks(rt.channels_last)
         use_implementation(self.recipe.optimizers.values(), rt.optimizer_impl, self.device)
         self.generator = self.recipe.networks[self.recipe.generator]
         self.ema = make_ema(self.generator) if tr.ema.enabled else None  # an eager copy: made before compiling
@@ -173,6 +176,15 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     # state
+
+    def _channels_last_networks(self, names: list[str]) -> None:
+        """``runtime.channels_last: [names]``: those networks channels_last, the batches as they are."""
+        unknown = [n for n in names if n not in self.recipe.networks]
+        if unknown:
+            raise ConfigError(f"runtime.channels_last: no network named {', '.join(unknown)} in {self.cfg.family}; "
+                              f"its networks are {', '.join(self.recipe.networks)} (or use true / false)")
+        for name in names:
+            to_channels_last(self.recipe.networks[name])
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resume needs to continue bit for bit: networks, EMA, optimizers, scalers, RNG
