@@ -11,7 +11,7 @@ import torch
 
 from ganforge.config import load_config, resolve
 from ganforge.layers.same_padding import SameConv2d, SameConvTranspose2d, same_padding
-from ganforge.layers.norm import CrossRankBatchNorm2d, InstanceNorm2d, to_channels_last
+from ganforge.layers.norm import CrossRankBatchNorm2d, InstanceNorm2d, instance_norm, to_channels_last
 from ganforge.losses import discriminator_loss, generator_loss, gradient_penalty
 from ganforge.models.dcgan.networks import DcganDiscriminator, DcganGenerator, DcganModelConfig
 from ganforge.runtime.precision import Precision
@@ -237,9 +237,10 @@ def test_instance_norm_keeps_channels_last_and_equals_pytorch(track):
         y_ref, y = ref(x), ours(x_cl)
         assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()
         torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
-        (g_ref,) = torch.autograd.grad(y_ref, x, grad)
-        (g,) = torch.autograd.grad(y, x_cl, grad)
-        torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-5)
+        g_ref = torch.autograd.grad(y_ref, (x, ref.weight, ref.bias), grad)
+        g = torch.autograd.grad(y, (x_cl, ours.weight, ours.bias), grad)
+        for a, b in zip(g, g_ref):  # input, weight and bias
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
         if track:
             torch.testing.assert_close(ours.running_mean, ref.running_mean)
             torch.testing.assert_close(ours.running_var, ref.running_var)
@@ -248,4 +249,12 @@ def test_instance_norm_keeps_channels_last_and_equals_pytorch(track):
     with torch.autocast("cpu", torch.bfloat16):
         y16 = ours(x_cl.detach().bfloat16())
     assert y16.dtype == torch.bfloat16 and y16.is_contiguous(memory_format=torch.channels_last)
+    # an in-place activation after it, as in StarGAN's and StarGAN v2's blocks, keeps the right gradient
+    (g_relu,) = torch.autograd.grad(torch.relu_(ours(x_cl)), x_cl, grad)
+    (g_relu_ref,) = torch.autograd.grad(torch.relu(ref(x)), x, grad)
+    torch.testing.assert_close(g_relu, g_relu_ref, rtol=1e-4, atol=1e-5)
+    x64 = torch.randn(2, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    w64, b64 = torch.rand(3, dtype=torch.float64) + 0.5, torch.randn(3, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a, w, b: instance_norm(a, weight=w, bias=b),
+                                    (x64.requires_grad_(), w64.requires_grad_(), b64.requires_grad_()))
     torch.testing.assert_close(y16.float(), ref(x).detach(), rtol=2e-2, atol=2e-2)
