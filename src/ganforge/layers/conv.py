@@ -28,6 +28,8 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
+from ganforge.layers.norm import is_channels_last
+
 Padding = tuple[int, int, int, int]  # top, bottom, left, right
 
 DEFAULT_MATMUL_MAX_POSITIONS = 16  # measured: at 8 x 8 outputs (64) oneDNN and the matmul are about even
@@ -137,8 +139,7 @@ def conv2d_as_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     if bias is not None:
         out = out + bias
     out = out.view(n, ho, wo, c_out).permute(0, 3, 1, 2)
-    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-    return out if channels_last else out.contiguous()
+    return out if is_channels_last(x) else out.contiguous()
 
 
 class _MatrixCache:

@@ -63,7 +63,8 @@ class CrossRankBatchNorm2d(nn.BatchNorm2d):
         return y
 
 
-def _channels_last(x: torch.Tensor) -> bool:
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` is a 4-d tensor laid out channels_last and not also contiguous."""
     # Only strictly channels_last tensors: an ambiguous one (C == 1 or H == W == 1) is also contiguous.
     return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
@@ -127,7 +128,7 @@ def instance_norm(x: torch.Tensor, running_mean: torch.Tensor | None = None, run
     averages get PyTorch's update (momentum on the batch mean of per-image means and of unbiased per-image
     variances). Any other input goes to ``F.instance_norm`` unchanged.
     """
-    if not _channels_last(x):
+    if not is_channels_last(x):
         return F.instance_norm(x, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)
     if use_input_stats:
         n, c, h, w = x.shape
@@ -162,7 +163,7 @@ class InstanceNorm2d(nn.InstanceNorm2d):
     keeps_channels_last = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.keeps_channels_last and _channels_last(x)):
+        if not (self.keeps_channels_last and is_channels_last(x)):
             return super().forward(x)
         return instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                              self.training or not self.track_running_stats,

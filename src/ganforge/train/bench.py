@@ -76,6 +76,14 @@ class BenchReport:
                    achieved_flops=self.achieved_flops, peak_fraction=self.peak_fraction)
         return out
 
+    def _layout(self) -> str:
+        """``, channels_last`` (every network) or ``, channels_last D`` (the named ones), else nothing."""
+        if not self.channels_last:
+            return ""
+        if isinstance(self.channels_last, list):
+            return f", channels_last {'+'.join(self.channels_last)}"
+        return ", channels_last"
+
     def table(self) -> str:
         memory = f"{self.peak_memory_bytes / 2 ** 30:.2f} GiB" if self.peak_memory_bytes else "unknown"
         peak = (f"{self.peak_flops / 1e9:.0f} GFLOP/s ({self.precision} matrix product); reached "
@@ -84,9 +92,7 @@ class BenchReport:
         rows = [
             f"{self.family} on {self.device}, {self.precision}, {self.threads} thread(s), batch {self.batch_size}"
             + (f", {self.image_size} px" if self.image_size else "")
-            + f", optimizers {self.optimizer_impl}" + (", channels_last" if self.channels_last is True else "")
-            + (f", channels_last {'+'.join(self.channels_last)}" if isinstance(self.channels_last, list)
-               and self.channels_last else "")
+            + f", optimizers {self.optimizer_impl}" + self._layout()
             + (f", compiled {'+'.join(self.compiled)}" if self.compiled else ""),
             f"  s/step            {self.median_step_s:.3f} (median of {len(self.step_s)}; range {spread})",
             f"  s/iteration       {self.iteration_s:.3f} (official loop; {self.iterations_per_step} per step)",
