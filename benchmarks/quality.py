@@ -61,7 +61,7 @@ def run(preset: str, extra: list[str], steps: int, every: int, n: int, out_dir: 
     minutes = (time.perf_counter() - t0) / 60
     evals = [json.loads(p.read_text()) for p in sorted((result.run_dir / "eval").glob("step-*.json"))]
     return {"points": [(str(e["step"]), e["metrics"]) for e in evals], "real": evals[-1].get("real_vs_real", {}),
-            "minutes": minutes}
+            "minutes": minutes, "columns": columns}
 
 
 def metrics_of(preset: str) -> tuple[list[str], tuple[str, ...]]:
@@ -91,12 +91,12 @@ def main() -> None:
     results = {f"{preset} ({setting})" if setting else preset:
                run(preset, [*extra, *args.overrides], args.steps, args.every, args.n, args.out_dir, setting)
                for preset, extra in RUNS.items() if not args.only or preset in args.only for setting in settings}
-    for columns in dict.fromkeys(metrics_of(key.split(" ")[0])[1] for key in results):
+    for columns in dict.fromkeys(res["columns"] for res in results.values()):  # one table per kind of metrics
         header = ["run", "step"] + [c.replace("oracle_", "") for c in columns]
         print(row(*header))
         print(row(*("---" for _ in header)))
         for key, res in results.items():
-            if metrics_of(key.split(" ")[0])[1] != columns:
+            if res["columns"] != columns:
                 continue
             # the real-vs-real row does not depend on the step: one per run, after its points (translation
             # metrics have none: they read the generator's outputs against its own inputs)
