@@ -308,9 +308,22 @@ def _check_sample_mode(run, data, out):
     meta = next(frames)
     # one 31-frame morph per domain (its two references), then the last frame 10 more times
     assert meta["size"] == (16 + 32 + 4 * 16, 32) and sum(1 for _ in frames) == 2 * 31 + 10
+    # --n 2 takes one reference per domain for the grid; the video still morphs within each domain.
+    assert main(["sample", str(run), "--src", str(data), "--ref", str(data), "--n", "2", "--per-domain", "1",
+                 "--out", str(out / "small")]) == 0
+    assert Image.open(out / "small" / "reference.png").size == (3 * 18 + 2, 3 * 18 + 2)
+    frames = imageio_ffmpeg.read_frames(str(out / "small" / "video_ref.mp4"))
+    assert next(frames)["size"] == (16 + 32 + 2 * 16, 32) and sum(1 for _ in frames) == 2 * 31 + 10
     # A --ref whose domain folders do not match the model's is refused (here: 1 folder, 'train').
     assert main(["sample", str(run), "--src", str(data), "--ref", str(data.parent), "--out", str(out / "x")]) == 2
     assert not (out / "x").exists()
+    # No domain with two references: no video can morph, refused before anything is written.
+    single = _domain_folder(out.parent / "single", {"female": 1, "male": 1})
+    assert main(["sample", str(run), "--src", str(data), "--ref", str(single), "--out", str(out / "y")]) == 2
+    assert not (out / "y").exists()
+    assert main(["sample", str(run), "--src", str(data), "--ref", str(single), "--out", str(out / "y"),
+                 "--no-video"]) == 0
+    assert {p.name for p in (out / "y").iterdir()} == {"reference.png", "latent.png"}
 
 
 def test_config_errors_name_what_to_change(domain_data, tmp_path):

@@ -160,6 +160,12 @@ def sample_from_folders(net: Starganv2Translator, src: str | Path, ref: str | Pa
     # morphs between references of one domain.
     share = -(-limit // cfg.num_domains)
     picks = [int(i) for members in refs_data.by_domain for i in members[:share]][:limit]
+    # The video morphs between consecutive references of one domain, so it takes at least two of each
+    # domain that has two, whatever ``limit``: a small --n still gets its video.
+    video_picks = [int(i) for members in refs_data.by_domain if len(members) > 1 for i in members[:max(2, share)]]
+    if video and not video_picks:
+        raise ValueError(f"--ref '{ref}': the video morphs between two references of one domain, and no domain "
+                         f"folder ({', '.join(refs_data.domains)}) holds two images; add one, or pass --no-video")
     refs = torch.stack([refs_data.load(i, None) for i in picks])
     ref_domains = torch.tensor([int(refs_data.labels[i]) for i in picks])
     sources = _folder_images(Path(src), size, limit)
@@ -171,6 +177,9 @@ def sample_from_folders(net: Starganv2Translator, src: str | Path, ref: str | Pa
     grid, per_row = latent_grid(net, sources, latents, cfg.num_domains, device)
     written["latent"] = save_grid(grid, out / "latent.png", per_row)
     if video:
-        written["video"] = write_video(reference_video(net, sources, refs, ref_domains, device), out / "video_ref.mp4")
+        video_refs = torch.stack([refs_data.load(i, None) for i in video_picks])
+        video_domains = torch.tensor([int(refs_data.labels[i]) for i in video_picks])
+        frames = reference_video(net, sources, video_refs, video_domains, device)
+        written["video"] = write_video(frames, out / "video_ref.mp4")
     return written
 
