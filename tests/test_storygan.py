@@ -335,6 +335,12 @@ def test_story_verb_from_files_and_from_data(storygan_run, tmp_path, capsys):
     assert (storygan_run / "samples" / "story-two-seed0.png").is_file()
     assert main(["story", str(storygan_run), "--from-data", "2"]) == 0
     assert "generated | ground truth" in capsys.readouterr().out
+    # Another range of stories gets its own strip instead of overwriting the first one's.
+    write_dataset(ShapesStoryDataset(length=6), "clevr_sv", tmp_path / "sv", progress=False)
+    assert main(["story", str(storygan_run), "--from-data", "2", "data.name=clevr_sv", f"data.root={tmp_path / 'sv'}",
+                 "data.story_range=[2,4]"]) == 0
+    assert {p.name for p in (storygan_run / "samples").glob("story-*")} >= {
+        "story-shapes2-seed0.png", "story-clevr_sv2-stories2-4-seed0.png"}
     np.save(tmp_path / "short.npy", vectors[:3])
     assert main(["story", str(storygan_run), "--descriptions", str(tmp_path / "short.npy")]) == 2
     assert "3 frames; this model draws 4" in capsys.readouterr().err
@@ -373,6 +379,14 @@ def test_story_metrics_on_shapes(storygan_run, shapes_oracle):
     assert 0.0 < result.metrics["ssim"] < 0.9
     with pytest.raises(EvalError, match="--metrics story"):
         Evaluator(source.dataset, "story,fid", 6, oracle=shapes_oracle, family_eval=family)
+
+
+def test_evaluate_verb_measures_stories_by_default(storygan_run, tmp_path, capsys):
+    # No --metrics and no --n: the story group over every story of the data (12 here).
+    assert main(["evaluate", str(storygan_run), "--out", str(tmp_path / "eval.json")]) == 0
+    assert "object_acc/slot4" in capsys.readouterr().out
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["n"] == 12 and {"ssim", "object_acc", "in_place"} <= set(result["metrics"])
 
 
 def test_slot_accuracy_finds_the_objects_a_story_loses(shapes_oracle):

@@ -157,12 +157,13 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--metrics", default=None,
                    help="comma-separated: fid,is,kid,pr,dc,oracle,class,translation,story (default: oracle; class: "
                         "class-conditional models on the shapes class view; translation: StarGAN on the "
-                        "shapes attributes view; story: StoryGAN, --n stories). StarGAN v2: fid,lpips,oracle per "
-                        "domain pair (default fid,lpips; oracle on the shapes domains view)")
+                        "shapes attributes view; story: StoryGAN, --n stories, its default). StarGAN v2: "
+                        "fid,lpips,oracle per domain pair (default fid,lpips; oracle on the shapes domains view)")
     v.add_argument("--classifier", help="story metrics on Pororo-SV: a character classifier (TorchScript, or an "
                                         "Inception-v3 state dict with 9 outputs) for char_acc/char_f1")
     v.add_argument("--n", type=int, default=None,
-                   help="generated images (and real images per real set), default 1000; StarGAN v2: source images "
+                   help="generated images (and real images per real set), default 1000; stories: default every "
+                        "story of the data up to 1000; StarGAN v2: source images "
                         "per domain (default: every validation image, as the official evaluation)")
     v.add_argument("--outs", type=int, default=10, help="StarGAN v2: outputs per source image (official 10)")
     v.add_argument("--modes", default="latent,reference", help="StarGAN v2: guidance modes to evaluate")
@@ -559,8 +560,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     source = open_source(args.source, args.weights, args.overrides, args.device)
     if source.generator.family == "starganv2":
         return _evaluate_starganv2(args, source)
-    args.metrics, args.n = args.metrics or "oracle", 1000 if args.n is None else args.n
     family_eval = get_family(source.generator.family).evaluation_for(source.dataset)
+    if getattr(family_eval, "task_group", None) == "story":
+        # Stories have one metric group; by default every story of the data, up to 1000.
+        args.metrics = args.metrics or "story"
+        args.n = min(1000, len(source.dataset)) if args.n is None else args.n
+    args.metrics, args.n = args.metrics or "oracle", 1000 if args.n is None else args.n
     if args.classifier:
         if not hasattr(family_eval, "classifier"):
             raise ValueError("--classifier is for story models (storygan) on Pororo-SV")
@@ -695,7 +700,12 @@ def _story(args: argparse.Namespace) -> int:
         items = [data.get(i) for i in range(min(args.from_data, len(data)))]
         descriptions = torch.stack([it["descriptions"] for it in items])
         truth = torch.stack([it["images"] for it in items])
+        # The name says which stories, so drawing another range or split does not overwrite this strip.
         name = f"{cfg.data.name}{len(items)}"
+        if cfg.data.story_range:
+            name += f"-stories{cfg.data.story_range[0]}-{cfg.data.story_range[1]}"
+        if cfg.data.split != "train":
+            name += f"-{cfg.data.split}"
     else:
         if args.overrides:
             raise ValueError(f"key=value overrides ({', '.join(args.overrides)}) only apply with --from-data")
