@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from gfhelpers import assert_states_equal, tiny_overrides
-from ganforge.config import load_config, resolve
+from ganforge.config import ConfigError, load_config, resolve
 from ganforge.losses import discriminator_loss, generator_loss, gradient_penalty
 from ganforge.registry import FamilySpec, register_family
 from ganforge.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
@@ -112,10 +113,18 @@ def test_existing_run_is_not_overwritten(tmp_path):
         train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="same", **{"train.steps": 3})))
 
 
-def test_resume_can_extend_a_finished_run(tmp_path):
+def test_resume_can_extend_a_finished_run(tmp_path, caplog):
     train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="r", **{"train.steps": 3})))
     result = resume(tmp_path / "r", ["train.steps=5"])
     assert result.step == 5 and final_state(tmp_path / "r")["step"] == 5
+    # Fewer steps than the run has trained: refused before config.yaml changes. The same steps: nothing to do.
+    config = (tmp_path / "r" / "config.yaml").read_text()
+    with pytest.raises(ConfigError, match="at step 5 .*train.steps=4 is behind it"):
+        resume(tmp_path / "r", ["train.steps=4"])
+    assert (tmp_path / "r" / "config.yaml").read_text() == config
+    with caplog.at_level(logging.WARNING):
+        assert resume(tmp_path / "r").step == 5
+    assert "nothing to train" in caplog.text
 
 
 def test_checkpoint_of_another_size_is_refused(tmp_path):

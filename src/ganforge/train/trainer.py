@@ -40,7 +40,8 @@ from ganforge.runtime.distributed import (average_gradients, barrier, broadcast_
 from ganforge.runtime.precision import Precision
 from ganforge.runtime.seed import capture_rng_state, restore_rng_state, seed_everything, set_deterministic
 from ganforge.sample.grid import generate, save_grid
-from ganforge.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from ganforge.train.checkpoint import (CheckpointError, checkpoint_step, latest_checkpoint, load_checkpoint,
+                                       save_checkpoint)
 from ganforge.train.ema import make_ema, update_ema
 from ganforge.train.logger import RunLogger
 from ganforge.train.memory import (explain, free_device_memory, is_out_of_memory, model_too_large,
@@ -627,6 +628,15 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None,
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     if ckpt is None:
         raise CheckpointError(f"'{run_dir}' has no checkpoint to resume from (folder '{run_dir / 'checkpoints'}')")
+    at = checkpoint_step(ckpt)
+    # Refused before config.yaml is rewritten: a run whose config says fewer steps than it has trained
+    # would mislead every later resume and report.
+    if cfg.train.steps < at:
+        raise ConfigError(f"'{run_dir}' is at step {at} ({ckpt.name}); train.steps={cfg.train.steps} is behind it. "
+                          f"Give train.steps above {at} to train further")
+    if cfg.train.steps == at and env_info().is_main:
+        log.warning("'%s' is already at train.steps=%d: nothing to train (give train.steps=N, N > %d, to go on)",
+                    run_dir, at, at)
     if overrides and env_info().is_main:
         save_config(cfg, cfg_path)
     return _fit(cfg, lambda: Trainer(cfg, run_dir, resume_from=ckpt, step_hook=step_hook))
