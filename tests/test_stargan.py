@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from gfhelpers import REPO, assert_latest_checkpoints_equal, check_exports, short_run
+from gfhelpers import REPO, assert_latest_checkpoints_equal, check_exports, short_run, tiny_overrides
 from ganforge.cli import main
 from ganforge.config import ConfigError, load_config
 from ganforge.data import build_dataset, write_dataset
@@ -214,6 +214,13 @@ def test_translate_verb_writes_grids_and_singles(stargan_run, tmp_path, capsys):
     assert "Smiling" in capsys.readouterr().err
     assert main(["sample", str(stargan_run)]) == 2
     assert "translate" in capsys.readouterr().err
+
+
+def test_translate_points_other_families_to_their_verb(tmp_path, capsys):
+    train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="w", **{"train.steps": 1})))
+    assert main(["translate", str(tmp_path / "w"), "--input", str(tmp_path)]) == 2
+    assert f"translate needs a stargan run (noise models sample: ganforge sample {tmp_path / 'w'})" in \
+        capsys.readouterr().err
 
 
 def test_export_takes_image_and_labels(stargan_run, tmp_path):
