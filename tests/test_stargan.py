@@ -219,8 +219,7 @@ def test_translate_verb_writes_grids_and_singles(stargan_run, tmp_path, capsys):
 def test_translate_points_other_families_to_their_verb(tmp_path, capsys):
     train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="w", **{"train.steps": 1})))
     assert main(["translate", str(tmp_path / "w"), "--input", str(tmp_path)]) == 2
-    assert f"translate needs a stargan run (noise models sample: ganforge sample {tmp_path / 'w'})" in \
-        capsys.readouterr().err
+    assert f"translate needs a stargan run (this one: `ganforge sample {tmp_path / 'w'}`)" in capsys.readouterr().err
 
 
 def test_export_takes_image_and_labels(stargan_run, tmp_path):

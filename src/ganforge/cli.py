@@ -356,7 +356,7 @@ def _sample_starganv2(args: argparse.Namespace, gen: Any) -> int:
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
-    from ganforge.load import load
+    from ganforge.load import drawing_command, load
     from ganforge.sample import generate, interpolate_inputs, save_grid, save_images
 
     gen = load(args.source, weights=args.weights, device=args.device)
@@ -364,10 +364,10 @@ def _sample(args: argparse.Namespace) -> int:
         return _sample_starganv2(args, gen)
     if getattr(gen.net, "needs_input_image", False):
         raise ValueError(f"'{args.source}' is a {gen.family} model: it translates images rather than sampling "
-                         f"from noise. Use `ganforge translate {args.source} --input IMAGES`.")
+                         f"from noise. Use `{drawing_command(gen.family, args.source)}`.")
     if getattr(gen.net, "needs_descriptions", False):
         raise ValueError(f"'{args.source}' is a {gen.family} model: it draws stories from descriptions. Use "
-                         f"`ganforge story {args.source} --descriptions FILE` (or --from-data N).")
+                         f"`{drawing_command(gen.family, args.source)}` (or --from-data N).")
     src = Path(args.source)
     base = src if src.is_dir() else src.parent
     biggan = gen.family == "biggan"
@@ -561,11 +561,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     if source.generator.family == "starganv2":
         return _evaluate_starganv2(args, source)
     family_eval = get_family(source.generator.family).evaluation_for(source.dataset)
-    if getattr(family_eval, "task_group", None) == "story":
-        # Stories have one metric group; by default every story of the data, up to 1000.
-        args.metrics = args.metrics or "story"
-        args.n = min(1000, len(source.dataset)) if args.n is None else args.n
-    args.metrics, args.n = args.metrics or "oracle", 1000 if args.n is None else args.n
+    # Stories have one metric group; by default every story of the data, up to 1000.
+    stories = getattr(family_eval, "task_group", None) == "story"
+    args.metrics = args.metrics or ("story" if stories else "oracle")
+    if args.n is None:
+        args.n = min(1000, len(source.dataset)) if stories else 1000
     if args.classifier:
         if not hasattr(family_eval, "classifier"):
             raise ValueError("--classifier is for story models (storygan) on Pororo-SV")
@@ -676,14 +676,15 @@ def _translate(args: argparse.Namespace) -> int:
 def _story(args: argparse.Namespace) -> int:
     import torch
 
-    from ganforge.load import load
+    from ganforge.load import drawing_command, load
     from ganforge.models.storygan.story import draw_stories, read_descriptions
     from ganforge.sample import save_grid, save_images
     from ganforge.sample.story import story_strips
 
     gen = load(args.source, weights=args.weights, device=args.device)
     if not getattr(gen.net, "needs_descriptions", False):
-        raise ValueError(f"'{args.source}' is a {gen.family} model; `ganforge story` draws with StoryGAN runs")
+        raise ValueError(f"'{args.source}' is a {gen.family} model; `ganforge story` draws with StoryGAN runs "
+                         f"(this one: `{drawing_command(gen.family, args.source)}`)")
     m = gen.model_config
     src = Path(args.source)
     base = src if src.is_dir() else src.parent

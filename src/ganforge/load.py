@@ -88,3 +88,15 @@ def _ready(gen: LoadedGenerator, device: str | torch.device) -> LoadedGenerator:
     for p in gen.parameters():
         p.requires_grad_(False)
     return gen.to(device)
+
+
+def drawing_command(family: str | None, source: str | Path) -> str:
+    """The command that draws with a model of ``family`` from ``source``: the hint a verb gives when it
+    refuses a model of another kind."""
+    if family == "stargan":
+        return f"ganforge translate {source} --input IMAGES"
+    if family == "starganv2":
+        return f"ganforge sample {source} --src IMAGES --ref DOMAIN_FOLDERS"
+    if family == "storygan":
+        return f"ganforge story {source} --descriptions FILE"
+    return f"ganforge sample {source}"

@@ -61,7 +61,7 @@ class Translator:
 
 def open_translator(path: str | Path, weights: str = "ema", device: str = "cpu") -> Translator:
     """A StarGAN run folder, checkpoint or exported folder, ready to translate."""
-    from ganforge.load import generator_from_checkpoint, load
+    from ganforge.load import drawing_command, generator_from_checkpoint, load
     from ganforge.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 
     path = Path(path)
@@ -69,13 +69,13 @@ def open_translator(path: str | Path, weights: str = "ema", device: str = "cpu")
     if ckpt is None:  # an exported generator: no discriminator, no data config
         gen = load(path, weights, device)
         if gen.family != "stargan":
-            raise CheckpointError(f"'{path}' holds a '{gen.family}' generator; translate needs a stargan model"
-                                  f"{_other_verb(gen.family, path)}")
+            raise CheckpointError(f"'{path}' holds a '{gen.family}' generator; translate needs a stargan model "
+                                  f"(this one: `{drawing_command(gen.family, path)}`)")
         return Translator(gen, None, conditioning_for_model(gen.model_config), None)
     state = load_checkpoint(ckpt)
     if state.get("family") != "stargan":
-        raise CheckpointError(f"'{ckpt}' is a '{state.get('family')}' checkpoint; translate needs a stargan run"
-                              f"{_other_verb(state.get('family'), path)}")
+        raise CheckpointError(f"'{ckpt}' is a '{state.get('family')}' checkpoint; translate needs a stargan run "
+                              f"(this one: `{drawing_command(state.get('family'), path)}`)")
     gen = generator_from_checkpoint(state, weights, device)
     disc = None
     if "D" in state["networks"]:
@@ -86,15 +86,6 @@ def open_translator(path: str | Path, weights: str = "ema", device: str = "cpu")
     data = state["config"].get("data", {})
     crop = data.get("crop_size") or (CROP_SIZE if data.get("name") in ("celeba", "celeba_rafd") else None)
     return Translator(gen, disc, conditioning_for_model(gen.model_config), crop)
-
-
-def _other_verb(family: str | None, path: Path) -> str:
-    """The verb that does draw with a model of ``family``, as a hint after a refusal."""
-    if family == "starganv2":
-        return f" (StarGAN v2 translates by reference or latent code: ganforge sample {path} --src IMAGES --ref FOLDERS)"
-    if family == "storygan":
-        return f" (stories: ganforge story {path} --descriptions FILE)"
-    return f" (noise models sample: ganforge sample {path})" if family else ""
 
 
 def input_files(source: str | Path) -> list[Path]:
