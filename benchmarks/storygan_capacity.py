@@ -32,9 +32,11 @@ from ganforge.models.storygan.networks import StoryganGenerator, init_weights
 from storygan_shapes import object_columns  # benchmarks/storygan_shapes.py
 
 
-def frames_cache(dataset, count: int) -> torch.Tensor:
-    """uint8 (count, T, 3, 64, 64): the frames of the first ``count`` stories, rendered once."""
-    return torch.stack([((dataset.get(i)["images"] + 1) * 127.5).round().to(torch.uint8) for i in range(count)])
+def story_cache(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every story rendered once: uint8 frames (N, T, 3, 64, 64) and descriptions (N, T, text_dim)."""
+    items = [dataset.get(i) for i in range(len(dataset))]
+    frames = torch.stack([((it["images"] + 1) * 127.5).round().to(torch.uint8) for it in items])
+    return frames, torch.stack([it["descriptions"] for it in items])
 
 
 def main() -> None:
@@ -54,8 +56,7 @@ def main() -> None:
     cfg = load_config("storygan/shapes", [f"model.gf_dim={args.gf}"])
     dataset = build_dataset(cfg.data, cfg.runtime.seed)
     t0 = time.perf_counter()
-    frames = frames_cache(dataset, len(dataset))
-    descriptions = torch.stack([dataset.get(i)["descriptions"] for i in range(len(dataset))])
+    frames, descriptions = story_cache(dataset)
     print(f"# {len(dataset)} stories rendered in {time.perf_counter() - t0:.0f} s; gf_dim {args.gf}, "
           f"batch {args.batch}, lr {args.lr}, {args.precision}, {torch.get_num_threads()} threads")
 

@@ -156,8 +156,7 @@ def sample_from_folders(net: Starganv2Translator, src: str | Path, ref: str | Pa
     if refs_data.num_classes != cfg.num_domains:
         raise ValueError(f"--ref '{ref}' has {refs_data.num_classes} domain folders ({', '.join(refs_data.domains)}); "
                          f"the model has {cfg.num_domains} domains")
-    # References from every domain (as many of each as fit in ``limit``), grouped by domain so the video
-    # morphs between references of one domain.
+    # References from every domain for the grid (as many of each as fit in ``limit``), grouped by domain.
     share = -(-limit // cfg.num_domains)
     picks = [int(i) for members in refs_data.by_domain for i in members[:share]][:limit]
     # The video morphs between consecutive references of one domain, so it takes at least two of each
@@ -166,8 +165,12 @@ def sample_from_folders(net: Starganv2Translator, src: str | Path, ref: str | Pa
     if video and not video_picks:
         raise ValueError(f"--ref '{ref}': the video morphs between two references of one domain, and no domain "
                          f"folder ({', '.join(refs_data.domains)}) holds two images; add one, or pass --no-video")
-    refs = torch.stack([refs_data.load(i, None) for i in picks])
-    ref_domains = torch.tensor([int(refs_data.labels[i]) for i in picks])
+
+    def references(indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.stack([refs_data.load(i, None) for i in indices]),
+                torch.tensor([int(refs_data.labels[i]) for i in indices]))
+
+    refs, ref_domains = references(picks)
     sources = _folder_images(Path(src), size, limit)
     net = net.to(device).eval()
     out = Path(out)
@@ -177,9 +180,7 @@ def sample_from_folders(net: Starganv2Translator, src: str | Path, ref: str | Pa
     grid, per_row = latent_grid(net, sources, latents, cfg.num_domains, device)
     written["latent"] = save_grid(grid, out / "latent.png", per_row)
     if video:
-        video_refs = torch.stack([refs_data.load(i, None) for i in video_picks])
-        video_domains = torch.tensor([int(refs_data.labels[i]) for i in video_picks])
-        frames = reference_video(net, sources, video_refs, video_domains, device)
+        frames = reference_video(net, sources, *references(video_picks), device)
         written["video"] = write_video(frames, out / "video_ref.mp4")
     return written
 
