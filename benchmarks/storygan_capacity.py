@@ -39,6 +39,11 @@ def story_cache(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     return frames, torch.stack([it["descriptions"] for it in items])
 
 
+def as_images(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames from :func:`story_cache` back to the generator's range [-1, 1]."""
+    return frames.float() / 127.5 - 1
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gf", type=int, default=24, help="model.gf_dim (the preset's 24; official CLEVR 192)")
@@ -73,7 +78,7 @@ def main() -> None:
     t0, losses = time.perf_counter(), []
     for step in range(1, args.steps + 1):
         idx = torch.from_numpy(rng.choice(len(dataset), args.batch, replace=False))
-        target = frames[idx].float() / 127.5 - 1
+        target = as_images(frames[idx])
         noise = torch.randn(args.batch, cfg.model.video_len, cfg.model.noise_dim)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
             fake = G.story(descriptions[idx], noise).images
@@ -83,10 +88,7 @@ def main() -> None:
         opt.step()
         losses.append(loss.item())
         if step % args.every == 0 or step == args.steps:
-            G.eval()
-            with torch.no_grad():
-                m = ev.evaluate_generator(G).metrics
-            G.train()
+            m = ev.evaluate_generator(G).metrics  # in eval mode and without gradients; G is back in train mode after
             print(f"{step} | {(time.perf_counter() - t0) / 60:.1f} | {np.mean(losses[-100:]):.4f} | "
                   f"{m['object_acc']:.3f} | {object_columns(m)} | {m['count_acc']:.3f} | {m['in_place']:.3f} | "
                   f"{m['ssim']:.3f}", flush=True)
@@ -97,7 +99,7 @@ def main() -> None:
         G.eval()
         with torch.no_grad():
             fake = G(descriptions[:8], torch.randn(8, cfg.model.video_len, cfg.model.noise_dim)).float()
-        images, per_row = story_strips(fake, frames[:8].float() / 127.5 - 1)
+        images, per_row = story_strips(fake, as_images(frames[:8]))
         print(f"# strip: {save_grid(images, args.strip, nrow=per_row)}")
 
 
