@@ -17,10 +17,10 @@ import json
 
 import torch
 
-from ganforge.config import load_config
+from ganforge.presets import load_config
 from ganforge.load import generator_from_checkpoint
 from ganforge.metrics.evaluate import Evaluator
-from ganforge.train.checkpoint import latest_checkpoint, load_checkpoint
+from ganforge.run.checkpoint import latest_checkpoint, load_checkpoint
 from runlog import existing_or_new_run, minutes_at  # benchmarks/runlog.py
 
 

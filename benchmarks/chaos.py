@@ -42,8 +42,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from ganforge.config import load_config  # noqa: E402
-from ganforge.train.checkpoint import (CheckpointError, latest_checkpoint, list_checkpoints,  # noqa: E402
+from ganforge.presets import load_config  # noqa: E402
+from ganforge.run.checkpoint import (CheckpointError, latest_checkpoint, list_checkpoints,  # noqa: E402
                                        load_checkpoint)
 from ganforge.train.trainer import Trainer, TrainingDiverged, prepare_run_dir  # noqa: E402
 

@@ -19,7 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
-from ganforge.config import load_config
+from ganforge.presets import load_config
 from ganforge.train.trainer import train
 from runlog import PRECISION_SETTINGS as SETTINGS  # benchmarks/runlog.py
 

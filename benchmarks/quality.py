@@ -24,7 +24,7 @@ import shutil
 import time
 from pathlib import Path
 
-from ganforge.config import load_config
+from ganforge.presets import load_config
 from ganforge.train.trainer import train
 from runlog import PRECISION_SETTINGS  # benchmarks/runlog.py
 

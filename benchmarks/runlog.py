@@ -20,7 +20,7 @@ def existing_or_new_run(run: str | None, preset: str, out_dir: str) -> Path:
     """``run`` when given; otherwise train ``preset`` afresh into ``out_dir/bench-<family>-<name>``."""
     if run:
         return Path(run)
-    from ganforge.config import load_config
+    from ganforge.presets import load_config
     from ganforge.train.trainer import train
 
     path = Path(out_dir) / f"bench-{preset.replace('/', '-')}"

@@ -67,7 +67,7 @@ def run_case_in_process(name: str, precision: str, steps: int, warmup: int, extr
 
     import torch
 
-    from ganforge.config import load_config
+    from ganforge.presets import load_config
     from ganforge.train.bench import bench
     from ganforge.train.trainer import Trainer
 

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from ganforge.config import load_config
+from ganforge.presets import load_config
 from ganforge.runtime.device import peak_memory_bytes, synchronize
 from ganforge.train.trainer import Trainer
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 
-from ganforge.config import load_yaml, resolve
+from ganforge.config import load_yaml
+from ganforge.presets import resolve
 from ganforge.load import generator_from_checkpoint
 from ganforge.models.starganv2.evaluate import (Starganv2EvalConfig, Starganv2Evaluation, evaluation_data,
                                                  parse_starganv2_metrics)
-from ganforge.train.checkpoint import load_checkpoint
+from ganforge.run.checkpoint import load_checkpoint
 from runlog import existing_or_new_run, minutes_at  # benchmarks/runlog.py
 
 COLUMNS = ("oracle_latent/domain_acc", "oracle_reference/domain_acc", "oracle_reference/color_taken",

@@ -24,7 +24,7 @@ import time
 import numpy as np
 import torch
 
-from ganforge.config import load_config
+from ganforge.presets import load_config
 from ganforge.data import build_dataset
 from ganforge.metrics.evaluate import Evaluator
 from ganforge.models.storygan.evaluate import StoryganEvaluation

@@ -17,12 +17,13 @@ import argparse
 
 import torch
 
-from ganforge.config import load_yaml, resolve
+from ganforge.config import load_yaml
+from ganforge.presets import resolve
 from ganforge.data import build_dataset
 from ganforge.load import generator_from_checkpoint
 from ganforge.metrics.evaluate import Evaluator
 from ganforge.models.storygan.evaluate import StoryganEvaluation
-from ganforge.train.checkpoint import checkpoint_step, list_checkpoints, load_checkpoint
+from ganforge.run.checkpoint import checkpoint_step, list_checkpoints, load_checkpoint
 from runlog import existing_or_new_run, minutes_at  # benchmarks/runlog.py
 
 

@@ -95,7 +95,7 @@ def assert_states_equal(a: dict, b: dict) -> None:
 
 def assert_latest_checkpoints_equal(run_a: Path, run_b: Path) -> None:
     """The newest checkpoints of two run folders are identical (resume continued bit for bit)."""
-    from ganforge.train.checkpoint import latest_checkpoint, load_checkpoint
+    from ganforge.run.checkpoint import latest_checkpoint, load_checkpoint
 
     assert_states_equal(load_checkpoint(latest_checkpoint(run_a / "checkpoints")),
                         load_checkpoint(latest_checkpoint(run_b / "checkpoints")))

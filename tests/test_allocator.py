@@ -40,7 +40,7 @@ def test_trainer_applies_the_setting_only_when_asked(tmp_path, monkeypatch, enab
     from gfhelpers import tiny_overrides
 
     import ganforge.train.trainer as trainer_module
-    from ganforge.config import load_config
+    from ganforge.presets import load_config
 
     calls = []
     monkeypatch.setattr(trainer_module, "retain_freed_memory", lambda: calls.append(1) or True)

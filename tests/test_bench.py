@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from gfhelpers import short_run, tiny_overrides
 from ganforge.cli import main
-from ganforge.config import load_config
+from ganforge.presets import load_config
 from ganforge.losses import gradient_penalty
 from ganforge.train.bench import _FlopCount, bench
 from ganforge.train.trainer import Trainer

@@ -8,14 +8,15 @@ import torch
 
 from gfhelpers import REPO, assert_latest_checkpoints_equal, assert_official_output, check_exports
 from ganforge.cli import main
-from ganforge.config import ConfigError, load_config
+from ganforge.config import ConfigError
+from ganforge.presets import load_config
 from ganforge.models.biggan.networks import BigganDiscriminator, BigganGenerator, BigganModelConfig
 from ganforge.models.biggan.official import import_official
 from ganforge.models.biggan.recipe import add_ortho_gradient, discriminator_losses
 from ganforge.models.biggan.sampling import (accumulate_standing_stats, class_sheet, interpolation_sheet,
                                              truncated_normal)
 from ganforge.runtime.precision import Precision
-from ganforge.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from ganforge.run.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from ganforge.train.phases import count_parameters
 from ganforge.train.trainer import Trainer, resume, train
 

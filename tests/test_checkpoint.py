@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from ganforge.train.checkpoint import (CheckpointError, atomic_write_bytes, checkpoint_step, latest_checkpoint,
+from ganforge.run.checkpoint import (CheckpointError, atomic_write_bytes, checkpoint_step, latest_checkpoint,
                                        list_checkpoints, load_checkpoint, read_weights_only, save_checkpoint)
 
 
@@ -89,7 +89,7 @@ def test_official_weight_readers_refuse_code_and_name_the_file(tmp_path, reader)
     """Every official import reads through read_weights_only: code is refused, bad files are named."""
     from ganforge.models.biggan.official import _read
     from ganforge.models.starganv2.official import read_nets
-    from ganforge.train.checkpoint import read_official_state_dict
+    from ganforge.run.checkpoint import read_official_state_dict
 
     read = {"weights": lambda p: read_weights_only(p, "test weights"),
             "stargan": lambda p: read_official_state_dict(p, "StarGAN generator", "main.0.weight"),

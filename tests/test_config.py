@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ganforge.config import (ConfigError, list_presets, load_config, parse_override, read_preset, resolve,
-                             save_config, to_dict)
+from ganforge.config import ConfigError, parse_override, to_dict
+from ganforge.presets import list_presets, load_config, read_preset, resolve
+from ganforge.run.store import save_config
 
 
 def test_defaults_preset_and_overrides_layer_in_order(tmp_path):

@@ -116,7 +116,7 @@ def test_same_conv_puts_tensorflows_padding_into_the_columns():
 def test_runtime_setting_reaches_the_networks_and_a_penalty_step_matches_pytorchs_convolution(tmp_path):
     from gfhelpers import tiny_overrides
 
-    from ganforge.config import load_config
+    from ganforge.presets import load_config
     from ganforge.train.trainer import Trainer
 
     def one_step(positions: int) -> Trainer:

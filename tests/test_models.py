@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganforge.config import load_config, resolve
+from ganforge.presets import load_config, resolve
 from ganforge.layers.same_padding import SameConv2d, SameConvTranspose2d, same_padding
 from ganforge.layers.norm import CrossRankBatchNorm2d, InstanceNorm2d, instance_norm, to_channels_last
 from ganforge.losses import discriminator_loss, generator_loss, gradient_penalty

@@ -10,12 +10,13 @@ import torch
 
 from gfhelpers import tiny_overrides
 from ganforge.cli import main
-from ganforge.config import ConfigError, load_config
+from ganforge.config import ConfigError
+from ganforge.presets import load_config
 from ganforge.data.shapes import COLORS, ShapeObject, Scene, ShapesDataset, render
 from ganforge.metrics import oracle as oracle_mod
 from ganforge.metrics.oracle import (ATTRIBUTES, OracleRecipe, attribute_accuracy, class_accuracy, load_oracle,
                                      object_set_accuracy, preservation, scene_targets, target_accuracy)
-from ganforge.train.checkpoint import load_checkpoint
+from ganforge.run.checkpoint import load_checkpoint
 from ganforge.train.trainer import train
 
 

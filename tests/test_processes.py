@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 
 from gfhelpers import PYTHON, python_env, tiny_overrides
-from ganforge.config import load_config
+from ganforge.presets import load_config
 from ganforge.data import BatchStream
 from ganforge.data.image_folder import ImageFolderDataset
-from ganforge.train.checkpoint import latest_checkpoint, load_checkpoint
+from ganforge.run.checkpoint import latest_checkpoint, load_checkpoint
 from ganforge.train.trainer import Trainer
 
 pytestmark = pytest.mark.slow

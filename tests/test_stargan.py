@@ -9,7 +9,8 @@ import torch
 
 from gfhelpers import REPO, assert_latest_checkpoints_equal, check_exports, short_run, tiny_overrides
 from ganforge.cli import main
-from ganforge.config import ConfigError, load_config
+from ganforge.config import ConfigError
+from ganforge.presets import load_config
 from ganforge.data import build_dataset, write_dataset
 from ganforge.data.celeba import CelebADataset, official_split
 from ganforge.data.images import DataError
@@ -219,7 +220,7 @@ def test_translate_verb_writes_grids_and_singles(stargan_run, tmp_path, capsys):
 def test_translate_points_other_families_to_their_verb(tmp_path, capsys):
     train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="w", **{"train.steps": 1})))
     assert main(["translate", str(tmp_path / "w"), "--input", str(tmp_path)]) == 2
-    assert f"translate needs a stargan run (this one: `ganforge sample {tmp_path / 'w'}`)" in capsys.readouterr().err
+    assert f"does not draw with it. Use `ganforge sample {tmp_path / 'w'}`" in capsys.readouterr().err
 
 
 def test_export_takes_image_and_labels(stargan_run, tmp_path):

@@ -12,14 +12,15 @@ import torch
 from gfhelpers import (REPO, SHARED_DATA, assert_latest_checkpoints_equal, assert_official_output, check_exports,
                        face_like_heatmaps, fan_probe, fill_by_key_order, short_run, update_projections)
 from ganforge.cli import main
-from ganforge.config import ConfigError, load_config
+from ganforge.config import ConfigError
+from ganforge.presets import load_config
 from ganforge.data.domains import DomainFolderDataset, DomainTrainingPairs, random_resized_box
 from ganforge.layers.norm import to_channels_last
 from ganforge.models.starganv2.fan import FAN, landmark_masks
 from ganforge.models.starganv2.networks import (Discriminator, Generator, MappingNetwork, Starganv2ModelConfig,
                                                 StyleEncoder)
 from ganforge.models.starganv2.translator import load_fan_weights
-from ganforge.train.checkpoint import load_checkpoint
+from ganforge.run.checkpoint import load_checkpoint
 from ganforge.train.phases import count_parameters
 from ganforge.train.trainer import resume, train
 
@@ -433,7 +434,7 @@ def test_imported_run_resumes_with_the_official_adam_state_and_iteration(domain_
 
 def test_import_errors_name_the_file(tmp_path):
     from ganforge.models.starganv2.official import import_official
-    from ganforge.train.checkpoint import CheckpointError
+    from ganforge.run.checkpoint import CheckpointError
 
     with pytest.raises(CheckpointError, match="named like"):
         import_official(tmp_path / "G.ckpt", tmp_path / "run")

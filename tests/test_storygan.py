@@ -16,7 +16,8 @@ import torch
 from gfhelpers import (PYTHON, REPO, SHARED_DATA, assert_latest_checkpoints_equal, check_exports,
                        python_env, short_run)
 from ganforge.cli import main
-from ganforge.config import ConfigError, load_config
+from ganforge.config import ConfigError
+from ganforge.presets import load_config
 from ganforge.data import write_dataset
 from ganforge.data.images import DataError
 from ganforge.data.story import ClevrStoryDataset, ShapesStoryDataset, story_labels_from_descriptions
@@ -26,7 +27,7 @@ from ganforge.models.storygan.networks import (ImageDiscriminator, StoryDiscrimi
                                                StoryganModelConfig, kl_loss)
 from ganforge.models.storygan.official import import_official
 from ganforge.models.storygan.recipe import discriminator_loss
-from ganforge.train.checkpoint import CheckpointError, load_checkpoint
+from ganforge.run.checkpoint import CheckpointError, load_checkpoint
 from ganforge.train.phases import count_parameters
 from ganforge.train.trainer import resume, train
 

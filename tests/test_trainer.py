@@ -12,10 +12,11 @@ import torch
 import torch.nn as nn
 
 from gfhelpers import assert_states_equal, tiny_overrides
-from ganforge.config import ConfigError, load_config, resolve
+from ganforge.config import ConfigError
+from ganforge.presets import load_config, resolve
 from ganforge.losses import discriminator_loss, generator_loss, gradient_penalty
 from ganforge.registry import FamilySpec, register_family
-from ganforge.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from ganforge.run.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from ganforge.train.ema import make_ema, update_ema
 from ganforge.train.phases import Phase, Recipe
 from ganforge.train.trainer import Trainer, TrainingDiverged, linear_decay, resume, train
@@ -90,7 +91,7 @@ def test_nan_rollback_reloads_the_last_checkpoint_with_lower_learning_rates(tmp_
 
 
 def test_checkpoint_of_another_family_is_refused(tmp_path):
-    from ganforge.train.checkpoint import CheckpointError
+    from ganforge.run.checkpoint import CheckpointError
 
     train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="w", **{"train.steps": 1})))
     cfg = load_config("dcgan/shapes", tiny_overrides(tmp_path, name="d"))
@@ -128,7 +129,7 @@ def test_resume_can_extend_a_finished_run(tmp_path, caplog):
 
 
 def test_checkpoint_of_another_size_is_refused(tmp_path):
-    from ganforge.train.checkpoint import CheckpointError
+    from ganforge.run.checkpoint import CheckpointError
 
     train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="r", **{"train.steps": 3})))
     with pytest.raises(CheckpointError, match="does not fit this run's networks"):

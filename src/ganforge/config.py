@@ -15,16 +15,18 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from ganforge.layers.conv import DEFAULT_MATMUL_MAX_POSITIONS
-
-
 class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type, or out of range."""
+
+
+# On the CPU, convolutions with at most this many output positions run as one matrix product
+# (ganforge.layers.conv reads this default). Measured: at 8 x 8 outputs (64) oneDNN and the matmul
+# are about even, and below 16 the matmul wins clearly.
+CONV_MATMUL_MAX_POSITIONS = 16
 
 
 def _range(ge: float | None = None, gt: float | None = None, le: float | None = None) -> dict:
@@ -161,7 +163,7 @@ class RuntimeConfig:
     # On the CPU, convolutions whose output has at most this many positions (H x W) per image run as one
     # matrix product over im2col columns (ganforge.layers.conv): oneDNN runs these far below the peak
     # (StarGAN's last D layer, the 4 x 4 critics). 0 = always PyTorch's convolution. No effect elsewhere.
-    conv_matmul_positions: int = non_negative(DEFAULT_MATMUL_MAX_POSITIONS)
+    conv_matmul_positions: int = non_negative(CONV_MATMUL_MAX_POSITIONS)
     # Gradient penalties and R1: fp32 (the official codes, default), or autocast = in the run's bf16
     # (faster on CPUs with bf16 units; the penalty's norm and loss stay fp32). Not with fp16, whose
     # inner gradient would need its own loss scaling.
@@ -205,7 +207,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _convert(value: Any, tp: Any, path: str) -> Any:
+def convert(value: Any, tp: Any, path: str) -> Any:
     """Return ``value`` as type ``tp`` or raise ConfigError naming ``path``."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
@@ -216,7 +218,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         errors = []
         for arg in typing.get_args(tp):
             try:
-                return _convert(value, arg, path)
+                return convert(value, arg, path)
             except ConfigError as err:
                 errors.append(str(err))
         raise ConfigError(f"{path}: {value!r} is not a valid {_type_name(tp)}")
@@ -236,9 +238,9 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{path}: expected {len(args)} values, got {len(value)}: {value!r}")
-            return tuple(_convert(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+            return tuple(convert(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
         inner = args[0] if args else Any
-        items = [_convert(v, inner, f"{path}[{i}]") for i, v in enumerate(value)]
+        items = [convert(v, inner, f"{path}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if tp is Any:
         return value
@@ -293,7 +295,7 @@ def from_dict(cls: type, data: dict[str, Any], path: str = "") -> Any:
     kwargs = {}
     for name, value in data.items():
         sub = f"{path}.{name}" if path else name
-        converted = _convert(value, hints[name], sub)
+        converted = convert(value, hints[name], sub)
         _check_range(converted, fields[name].metadata, sub)
         kwargs[name] = converted
     missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
@@ -368,98 +370,3 @@ def apply_overrides(raw: dict[str, Any], overrides: typing.Sequence[str]) -> dic
             node = child
         node[keys[-1]] = value
     return raw
-
-
-PRESET_DIR = Path(__file__).parent / "configs"
-
-
-def list_presets() -> list[str]:
-    """Names like ``wgan_gp/shapes`` for every preset shipped with the package."""
-    return sorted(f"{p.parent.name}/{p.stem}" for p in PRESET_DIR.glob("*/*.yaml"))
-
-
-def read_preset(spec: str | Path) -> dict[str, Any]:
-    """Read a preset by file path or by shipped name (``family/dataset``)."""
-    path = Path(spec)
-    if not path.is_file():
-        # `configs/<family>/<name>.yaml`, the preset's path in the source tree, names the shipped one.
-        parts = Path(spec).parts
-        name = f"{parts[-2]}/{Path(parts[-1]).stem}" if len(parts) >= 3 and parts[-3] == "configs" else spec
-        shipped = PRESET_DIR / f"{name}.yaml"
-        if shipped.is_file():
-            path = shipped
-        else:
-            names = list_presets()
-            close = difflib.get_close_matches(str(spec), names, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"preset '{spec}' is neither a file nor a shipped preset.{hint} "
-                              f"Shipped presets: {', '.join(names)}")
-    try:
-        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    return raw
-
-
-def resolve(raw: dict[str, Any]) -> RunConfig:
-    """Validate a raw mapping into a RunConfig with the family's typed sections."""
-    from ganforge.registry import get_family  # late: families register on import
-
-    raw = dict(raw)
-    data = raw.get("data")
-    if isinstance(data, dict) and "root" in data:  # `data.root` (StoryGAN-style docs) is `data.path`
-        data = raw["data"] = dict(data)
-        root = data.pop("root")
-        if data.get("path") not in (None, root):
-            raise ConfigError(f"data.root={root!r} and data.path={data['path']!r} differ; they name the same "
-                              f"folder, set one")
-        data["path"] = root
-    if "family" not in raw:
-        raise ConfigError("config: missing required key 'family' (e.g. family: wgan_gp)")
-    spec = get_family(raw["family"])
-    model = raw.pop("model", None) or {}
-    recipe = raw.pop("recipe", None) or {}
-    cfg = from_dict(RunConfig, raw)
-    cfg.model = _convert(model, spec.model_config, "model")
-    cfg.recipe = _convert(recipe, spec.recipe_config, "recipe")
-    spec.check(cfg)
-    _check_runtime(cfg.runtime)
-    _check_eval(cfg)
-    return cfg
-
-
-def _check_runtime(rt: RuntimeConfig) -> None:
-    """Settings that are valid alone but not together."""
-    if rt.penalty_precision == "autocast" and rt.precision == "fp16":
-        raise ConfigError("runtime.penalty_precision=autocast works with runtime.precision=bf16 only: an fp16 "
-                          "penalty's inner gradient would need its own loss scaling; use penalty_precision=fp32")
-
-
-def _check_eval(cfg: RunConfig) -> None:
-    """``eval.metric`` must be produced by ``eval.metrics``; checked before any work starts."""
-    from ganforge.metrics.evaluate import EvalError, group_of, metric_direction, parse_metrics
-
-    try:
-        groups = parse_metrics(cfg.eval.metrics)
-        metric_direction(cfg.eval.metric)
-    except EvalError as err:
-        raise ConfigError(f"eval: {err}") from None
-    if cfg.eval.keep_best and group_of(cfg.eval.metric) not in groups:
-        raise ConfigError(f"eval.metric: '{cfg.eval.metric}' comes from the '{group_of(cfg.eval.metric)}' metrics, "
-                          f"which eval.metrics={groups} does not compute; add it to eval.metrics")
-
-
-def load_config(preset: str | Path | None, overrides: typing.Sequence[str] = ()) -> RunConfig:
-    """defaults <- preset <- overrides, validated."""
-    raw = read_preset(preset) if preset is not None else {}
-    return resolve(apply_overrides(raw, overrides))
-
-
-def save_config(cfg: RunConfig, path: Path) -> None:
-    """Write the resolved config as YAML (re-loadable with ``resolve``)."""
-    from ganforge.train.checkpoint import atomic_write_bytes
-
-    text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
-    atomic_write_bytes(path, text.encode("utf-8"))

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from ganforge.config import _convert
+from ganforge.config import convert
 from ganforge.registry import get_family
+from ganforge.run.store import OpenedRun, open_run
 
 
 class LoadedGenerator(nn.Module):
@@ -40,7 +40,7 @@ class LoadedGenerator(nn.Module):
 def build_generator(family: str, model_raw: dict[str, Any]) -> tuple[Any, nn.Module]:
     """Typed model config and a fresh generator for ``family``."""
     spec = get_family(family)
-    model_cfg = _convert(model_raw, spec.model_config, "model")
+    model_cfg = convert(model_raw, spec.model_config, "model")
     return model_cfg, spec.build_generator(model_cfg)
 
 
@@ -49,27 +49,20 @@ def load(path: str | Path, weights: str = "ema", device: str | torch.device = "c
 
     ``weights``: ``ema`` (falls back to raw weights when the run kept no EMA) or ``raw``.
     """
-    from ganforge.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+    return generator_from_opened(open_run(path), weights, device)
 
-    path = Path(path)
-    if path.is_dir() and (path / "model.safetensors").is_file():
-        path = path / "model.safetensors"
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
 
-        meta_path = path.with_name("config.json")
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"'{path}' needs its config.json beside it (written by `ganforge export`)")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        model_cfg, net = build_generator(meta["family"], meta["model"])
-        net.load_state_dict(load_file(str(path)))
-        return _ready(LoadedGenerator(meta["family"], model_cfg, net), device)
-    if path.is_dir():
-        ckpt = latest_checkpoint(path / "checkpoints")
-        if ckpt is None:
-            raise CheckpointError(f"'{path}' has no checkpoint and no model.safetensors")
-        path = ckpt
-    return generator_from_checkpoint(load_checkpoint(path), weights, device)
+def generator_from_opened(opened: OpenedRun, weights: str = "ema",
+                          device: str | torch.device = "cpu") -> LoadedGenerator:
+    """The generator of a model source already opened by the run store."""
+    if opened.record is not None:
+        return generator_from_checkpoint(opened.record, weights, device)
+    from safetensors.torch import load_file
+
+    meta = opened.meta
+    model_cfg, net = build_generator(meta["family"], meta["model"])
+    net.load_state_dict(load_file(str(opened.path)))
+    return _ready(LoadedGenerator(meta["family"], model_cfg, net), device)
 
 
 def generator_from_checkpoint(state: dict[str, Any], weights: str = "ema",
@@ -88,15 +81,3 @@ def _ready(gen: LoadedGenerator, device: str | torch.device) -> LoadedGenerator:
     for p in gen.parameters():
         p.requires_grad_(False)
     return gen.to(device)
-
-
-def drawing_command(family: str | None, source: str | Path) -> str:
-    """The command that draws with a model of ``family`` from ``source``: the hint a verb gives when it
-    refuses a model of another kind."""
-    if family == "stargan":
-        return f"ganforge translate {source} --input IMAGES"
-    if family == "starganv2":
-        return f"ganforge sample {source} --src IMAGES --ref DOMAIN_FOLDERS"
-    if family == "storygan":
-        return f"ganforge story {source} --descriptions FILE"
-    return f"ganforge sample {source}"

@@ -1,18 +1,33 @@
-"""Registries for families and datasets, with one factory each.
+"""The family door: families and datasets register here, and nothing else dispatches on a name.
 
-A family registers its typed ``model`` and ``recipe`` config classes, a builder for its recipe
-(networks, optimizers, phases) and a builder for its generator alone (used by ``ganforge.load`` and
-export, which need no trainer). Datasets register a builder that takes a DataConfig.
+A family declares, in its own package, everything the rest of ganforge needs (:class:`FamilySpec`):
+its kind, typed ``model``/``recipe`` configs, how to build the recipe and the generator, how a
+trained model draws (the verb and its options), its evaluation, its official-checkpoint importer,
+its speed accounting and its presets. The command line, the trainer, the metrics, ``load`` and
+export ask this module; none of them names a family.
 """
 
 from __future__ import annotations
 
+import argparse
 import difflib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 if TYPE_CHECKING:
     from ganforge.config import RunConfig
+
+# What a family's generator does, which decides the verb that draws with it:
+# noise (sample from noise), class (class-conditional sampling), translation (image-to-image with
+# target labels), reference (image-to-image guided by a reference image or a style code), story.
+FamilyKind = Literal["noise", "class", "translation", "reference", "story"]
+KINDS: tuple[str, ...] = ("noise", "class", "translation", "reference", "story")
+
+# Packages whose import registers the built-in families and datasets. Imported by name when a
+# lookup first needs them (plugin discovery), so this bottom-floor module imports no family.
+BUILTIN_PACKAGES = ("ganforge.data", "ganforge.models")
 
 
 class RegistryError(KeyError):
@@ -23,8 +38,45 @@ class RegistryError(KeyError):
 
 
 @dataclass(frozen=True)
+class Drawing:
+    """How a trained model of the family draws: the verb, the family's own options, and the work.
+
+    ``run(opened, args)`` receives the opened model source (``ganforge.run.store.OpenedRun``) and the
+    parsed arguments; it writes its files and returns the exit code."""
+
+    verb: str  # sample | translate | story (a new verb appears in the command line when declared)
+    usage: str  # what follows `ganforge VERB SOURCE`, for hints: "--input IMAGES"
+    run: Callable[[Any, argparse.Namespace], int]
+    add_arguments: Callable[[Any], None] | None = None  # (argument group) -> None
+    modes: tuple[str, ...] = ()  # `sample --mode` values this family offers
+    help: str = ""  # the verb's one-line description, for a verb only this family declares
+    takes_overrides: bool = False  # whether key=value overrides (of the run's config) mean anything to it
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A family's own `ganforge evaluate` (its options and the work), replacing the generic one.
+
+    ``run(source, args)`` receives an ``EvalSource`` and the parsed arguments and returns an
+    ``EvalResult``-like object (``table()``, ``to_json()``)."""
+
+    run: Callable[[Any, argparse.Namespace], Any]
+    add_arguments: Callable[[Any], None] | None = None
+
+
+@dataclass(frozen=True)
+class Importer:
+    """How `ganforge import FAMILY` reads an official checkpoint into a run folder."""
+
+    run: Callable[[argparse.Namespace], Path]  # -> the written checkpoint
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    help: str  # what the official files are
+    next_step: str = "ganforge sample {out}"  # printed after the import
+
+
+@dataclass(frozen=True)
 class FamilySpec:
-    """Everything the runtime needs to know about one GAN family."""
+    """Everything the rest of ganforge needs to know about one GAN family."""
 
     name: str
     model_config: type
@@ -32,14 +84,23 @@ class FamilySpec:
     build_recipe: Callable[..., Any]  # (RunConfig, RecipeContext) -> Recipe
     build_generator: Callable[[Any], Any]  # (model config) -> nn.Module
     check: Callable[["RunConfig"], None] = lambda cfg: None  # cross-section validation
+    kind: FamilyKind = "noise"
     # (dataset) -> an object with ``images(net, indices, batch_size, device)`` (what to measure for
     # conditional-on-image families) and ``task_metrics(net, oracle, indices, batch_size, device)``
     # for its ``task_group``. None: images come from ``generator.make_inputs``.
     evaluation: Callable[[Any], Any] | None = None
+    # A replacement for the generic `ganforge evaluate`, and for evaluation during training:
+    # (RunConfig, dataset, device) -> an object with ``evaluate_generator(net) -> EvalResult``.
+    evaluate_command: Evaluation | None = None
+    training_evaluator: Callable[..., Any] | None = None
+    drawing: Drawing | None = None  # None: the generic `ganforge sample` of noise models
+    importer: Importer | None = None
     # How many iterations of the official training loop one trainer step makes, so speeds compare
     # with the official code's s/iteration (StarGAN's loop updates D every iteration and G every
     # n_critic-th; our step holds all n_critic D updates).
     official_iterations: Callable[["RunConfig"], int] = lambda cfg: 1
+    presets: Path | None = None  # folder of this family's shipped presets (NAME.yaml -> FAMILY/NAME)
+    examples: dict[str, str] = field(default_factory=dict)  # verb -> example lines for its --help
 
     def evaluation_for(self, dataset: Any) -> Any:
         """The family's evaluation hooks for ``dataset`` (None for families that sample from noise)."""
@@ -51,11 +112,18 @@ _DATASETS: dict[str, Callable[..., Any]] = {}
 
 
 def register_family(spec: FamilySpec) -> FamilySpec:
-    """Add a family; names are unique."""
+    """Add a family; names are unique and the kind is one of :data:`KINDS`."""
     if spec.name in _FAMILIES:
         raise ValueError(f"family '{spec.name}' is registered twice")
+    if spec.kind not in KINDS:
+        raise ValueError(f"family '{spec.name}': kind '{spec.kind}' is not one of {', '.join(KINDS)}")
     _FAMILIES[spec.name] = spec
     return spec
+
+
+def unregister_family(name: str) -> None:
+    """Remove a family (for test suites that register their own)."""
+    _FAMILIES.pop(name, None)
 
 
 def register_dataset(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -89,6 +157,12 @@ def get_dataset_builder(name: str) -> Callable[..., Any]:
     return _lookup(_DATASETS, name, "dataset")
 
 
+def families() -> list[FamilySpec]:
+    """Every registered family, in registration order."""
+    _ensure_builtins()
+    return list(_FAMILIES.values())
+
+
 def family_names() -> list[str]:
     _ensure_builtins()
     return sorted(_FAMILIES)
@@ -99,7 +173,17 @@ def dataset_names() -> list[str]:
     return sorted(_DATASETS)
 
 
+def drawing_command(family: str | None, source: str | Path) -> str:
+    """The command that draws with a model of ``family`` from ``source``: the hint a verb gives when it
+    refuses a model of another kind."""
+    _ensure_builtins()
+    spec = _FAMILIES.get(str(family))
+    if spec is None or spec.drawing is None:
+        return f"ganforge sample {source}"
+    return f"ganforge {spec.drawing.verb} {source} {spec.drawing.usage}".rstrip()
+
+
 def _ensure_builtins() -> None:
     # Importing the packages runs their register_* calls exactly once.
-    import ganforge.data  # noqa: F401
-    import ganforge.models  # noqa: F401
+    for package in BUILTIN_PACKAGES:
+        importlib.import_module(package)

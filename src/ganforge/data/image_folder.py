@@ -86,7 +86,7 @@ def build_index(root: str | Path, classes: bool = False, strict: bool = False, u
                                 f"set data.strict=false to skip and count such files)")
             skipped[rel] = reason
     if use_cache and entries != cached:
-        from ganforge.train.checkpoint import atomic_write_bytes
+        from ganforge.run.files import atomic_write_bytes
 
         try:
             atomic_write_bytes(cache_file, json.dumps({"version": INDEX_VERSION, "root": str(root.resolve()),

@@ -28,11 +28,10 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
+from ganforge.config import CONV_MATMUL_MAX_POSITIONS as DEFAULT_MATMUL_MAX_POSITIONS
 from ganforge.layers.norm import is_channels_last
 
 Padding = tuple[int, int, int, int]  # top, bottom, left, right
-
-DEFAULT_MATMUL_MAX_POSITIONS = 16  # measured: at 8 x 8 outputs (64) oneDNN and the matmul are about even
 
 
 def _output_size(size: int, kernel: int, stride: int, before: int, after: int) -> int:

@@ -341,7 +341,7 @@ def _check_story_request(groups: list[str], dataset: Any, family_eval: Any, n: i
 
 def write_result(result: EvalResult, path: Path, extra: dict[str, Any]) -> Path:
     """Write the result as JSON (atomically) and return the path."""
-    from ganforge.train.checkpoint import atomic_write_bytes
+    from ganforge.run.files import atomic_write_bytes
 
     payload = {**extra, **result.to_json()}
     atomic_write_bytes(path, json.dumps(payload, indent=2).encode("utf-8"))

@@ -406,7 +406,7 @@ def read_packaged_oracle(path: Path, recipe: OracleRecipe) -> ShapesOracle:
 
 
 def save_oracle(oracle: ShapesOracle, path: Path) -> None:
-    from ganforge.train.checkpoint import atomic_write_bytes
+    from ganforge.run.files import atomic_write_bytes
 
     buf = io.BytesIO()
     torch.save({"recipe": dataclasses.asdict(oracle.recipe), "accuracy": oracle.accuracy,

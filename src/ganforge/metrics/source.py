@@ -26,24 +26,13 @@ def open_source(path: str | Path, weights: str = "ema", overrides: Sequence[str]
     ``overrides`` (``data.path=...``) change the run's config for this evaluation only, e.g. to
     compare against a held-out folder.
     """
-    from ganforge.config import apply_overrides, resolve
+    from ganforge.config import apply_overrides
     from ganforge.data import build_dataset
-    from ganforge.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+    from ganforge.presets import resolve
+    from ganforge.run.store import open_run
 
-    path = Path(path)
-    if path.is_dir():
-        ckpt = latest_checkpoint(path / "checkpoints")
-        if ckpt is None:
-            raise CheckpointError(f"'{path}' has no checkpoint to evaluate (looked in '{path / 'checkpoints'}'); "
-                                  f"evaluate needs a run folder or a checkpoint file, whose config names the real data")
-    elif path.suffix == ".pt":
-        ckpt = path
-    else:
-        raise CheckpointError(f"'{path}' is neither a run folder nor a checkpoint .pt file")
-    state = load_checkpoint(ckpt)
-    cfg = resolve(apply_overrides(state["config"], list(overrides)))
+    opened = open_run(path, allow_export=False)
+    cfg = resolve(apply_overrides(opened.record["config"], list(overrides)))
     dataset = build_dataset(cfg.data, cfg.runtime.seed)
-    # runs/NAME/checkpoints/step-N.pt or runs/NAME/checkpoints/best/step-N.pt -> runs/NAME
-    run_dir = next((p.parent for p in ckpt.parents if p.name == "checkpoints"), ckpt.parent)
-    return EvalSource(generator_from_checkpoint(state, weights, device), dataset, ckpt, run_dir, int(state["step"]),
-                      cfg)
+    return EvalSource(generator_from_checkpoint(opened.record, weights, device), dataset, opened.path, opened.run_dir,
+                      opened.step, cfg)

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ganforge.train.checkpoint import atomic_write_bytes
+from ganforge.run.files import atomic_write_bytes
 
 TABLE = "best.json"
 

@@ -26,7 +26,8 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from ganforge.config import ConfigError, RunConfig, save_config, to_dict
+from ganforge.config import ConfigError, RunConfig, to_dict
+from ganforge.run.store import save_config
 from ganforge.data import build_dataset, build_loader
 from ganforge.layers.conv import reuse_weight_matrices
 from ganforge.layers.norm import to_channels_last
@@ -40,7 +41,7 @@ from ganforge.runtime.distributed import (average_gradients, barrier, broadcast_
 from ganforge.runtime.precision import Precision
 from ganforge.runtime.seed import capture_rng_state, restore_rng_state, seed_everything, set_deterministic
 from ganforge.sample.grid import generate, save_grid
-from ganforge.train.checkpoint import (CheckpointError, checkpoint_step, latest_checkpoint, load_checkpoint,
+from ganforge.run.checkpoint import (CheckpointError, checkpoint_step, latest_checkpoint, load_checkpoint,
                                        save_checkpoint)
 from ganforge.train.ema import make_ema, update_ema
 from ganforge.train.logger import RunLogger
@@ -617,7 +618,8 @@ def _remove_if_only_config(run_dir: Path) -> None:
 def resume(run_dir: str | Path, overrides: list[str] | None = None,
            step_hook: Callable[[Trainer, int], None] | None = None) -> TrainResult:
     """Continue ``run_dir`` from its latest checkpoint (overrides may extend ``train.steps``)."""
-    from ganforge.config import apply_overrides, load_yaml, resolve
+    from ganforge.config import apply_overrides, load_yaml
+    from ganforge.presets import resolve
 
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.yaml"

@@ -21,9 +21,11 @@ from typing import Any, Sequence
 
 import torch
 
-from ganforge.config import RunConfig, load_config, save_config, to_dict
+from ganforge.config import RunConfig, to_dict
+from ganforge.presets import load_config
+from ganforge.run.store import new_run_folder, write_new_run
 from ganforge.models.biggan.networks import BigganDiscriminator, BigganGenerator
-from ganforge.train.checkpoint import CheckpointError, first_load_problem, read_weights_only, save_checkpoint
+from ganforge.run.checkpoint import CheckpointError, first_load_problem, read_weights_only
 
 GENERATOR_FILES = ("G_ema.pth", "G.pth")
 # Official flags with a value we cannot reproduce, and the values we can.
@@ -125,9 +127,7 @@ def import_official(path: str | Path, out_dir: str | Path, preset: str = "biggan
     files = find_files(path)
     official: dict[str, Any] = _read(files["state"], "state_dict.pth") if "state" in files else {}
     sets = overrides_from_official(official["config"]) if isinstance(official.get("config"), dict) else []
-    out = Path(out_dir)
-    if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step-*.pt")):
-        raise FileExistsError(f"'{out}' already holds checkpoints; pick another --out")
+    out = new_run_folder(out_dir)  # refused before any official file is read if it holds checkpoints
     cfg: RunConfig = load_config(preset, [*sets, f"name={out.name}", f"out_dir={out.parent.as_posix()}", *overrides])
     if cfg.family != "biggan":
         raise CheckpointError(f"preset '{preset}' is a '{cfg.family}' preset; use a biggan one (biggan/imagenet128)")
@@ -152,9 +152,7 @@ def import_official(path: str | Path, out_dir: str | Path, preset: str = "biggan
     if {"G_optim", "D_optim", "D"} <= set(files) and "G" in files:
         # Same parameter order as the official modules, so Adam's state maps one to one.
         state["optimizers"] = {"G": _read(files["G_optim"], "G optimizer"), "D": _read(files["D_optim"], "D optimizer")}
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    return save_checkpoint(out / "checkpoints", int(official.get("itr", 0)), state, keep_last=1)
+    return write_new_run(out, cfg, state, int(official.get("itr", 0)))
 
 
 def _load_into(net: torch.nn.Module, state: Any) -> dict[str, torch.Tensor]:

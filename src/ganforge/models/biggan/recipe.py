@@ -33,7 +33,6 @@ from ganforge.config import ConfigError, RunConfig, non_negative, positive
 from ganforge.losses import discriminator_loss_parts, generator_loss
 from ganforge.models.biggan.networks import BigganDiscriminator, BigganGenerator, BigganModelConfig
 from ganforge.models.biggan.sampling import accumulate_standing_stats, class_sheet, interpolation_sheet
-from ganforge.registry import FamilySpec, register_family
 from ganforge.runtime.precision import Precision
 from ganforge.train.phases import Phase, Recipe, RecipeContext
 
@@ -182,6 +181,3 @@ def check(cfg: RunConfig) -> None:
         if bad:
             raise ConfigError(f"{name}={values}: attention resolutions must be powers of two between 4 and "
                               f"{m.image_size} (the official '0' is an empty list here)")
-
-
-register_family(FamilySpec("biggan", BigganModelConfig, BigganRecipeConfig, build_recipe, BigganGenerator, check))

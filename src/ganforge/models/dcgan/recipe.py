@@ -16,7 +16,6 @@ import torch
 from ganforge.config import ConfigError, RunConfig, non_negative, positive
 from ganforge.losses import discriminator_loss, generator_loss, gradient_penalty
 from ganforge.models.dcgan.networks import DcganDiscriminator, DcganGenerator, DcganModelConfig
-from ganforge.registry import FamilySpec, register_family
 from ganforge.train.phases import Phase, Recipe, RecipeContext
 
 
@@ -99,6 +98,3 @@ def check(cfg: RunConfig) -> None:
         raise ConfigError("model.d_norm=batch cannot be used with a gradient penalty (recipe.gp_lambda > 0): "
                           "batch norm mixes the samples the penalty treats one by one. Use layer, instance or none.")
 
-
-register_family(FamilySpec("dcgan", DcganModelConfig, DcganRecipeConfig, build_recipe, DcganGenerator, check))
-register_family(FamilySpec("wgan_gp", WganGpModelConfig, WganGpRecipeConfig, build_recipe, DcganGenerator, check))

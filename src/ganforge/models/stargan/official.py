@@ -16,13 +16,15 @@ from typing import Any, Sequence
 
 import torch
 
-from ganforge.config import RunConfig, load_config, save_config, to_dict
+from ganforge.config import RunConfig, to_dict
+from ganforge.presets import load_config
+from ganforge.run.store import new_run_folder, write_new_run
 from ganforge.data.celeba import HAIR_COLORS, OFFICIAL_ATTRS
 
 # RaFD's expression folders in sorted order: the class indices of torchvision's ImageFolder.
 RAFD_EXPRESSIONS = ("angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised")
 from ganforge.models.stargan.networks import StarganDiscriminator, StarganGenerator, StarganModelConfig
-from ganforge.train.checkpoint import CheckpointError, read_official_state_dict, save_checkpoint
+from ganforge.run.checkpoint import CheckpointError, read_official_state_dict
 
 
 def official_model_config(g_state: dict[str, torch.Tensor], d_state: dict[str, torch.Tensor] | None,
@@ -75,9 +77,7 @@ def import_official(g_path: str | Path, out_dir: str | Path, d_path: str | Path 
     if names and len(names) != model.cls_dim:
         raise CheckpointError(f"{len(names)} label names given ({', '.join(names)}) for a model whose D classifies "
                               f"{model.cls_dim} labels")
-    out = Path(out_dir)
-    if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step-*.pt")):
-        raise FileExistsError(f"'{out}' already holds checkpoints; pick another --out")
+    out = new_run_folder(out_dir)  # refused before any official file is read if it holds checkpoints
     skip = ("labels", "exclusive", "label_kind", "joint_split")
     sets = [f"model.{k}={v}" for k, v in to_dict(model).items() if k not in skip]
     sets += [f"data.image_size={model.image_size}", f"name={out.name}", f"out_dir={out.parent.as_posix()}"]
@@ -104,6 +104,4 @@ def import_official(g_path: str | Path, out_dir: str | Path, d_path: str | Path 
     step = int(match.group(1)) // cfg.recipe.n_critic if match else 0
     state: dict[str, Any] = {"family": "stargan", "generator": "G", "config": to_dict(cfg), "networks": networks,
                              "ema": None, "imported_from": {"G": str(g_path), "D": str(d_path) if d_path else None}}
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    return save_checkpoint(out / "checkpoints", step, state, keep_last=1)
+    return write_new_run(out, cfg, state, step)

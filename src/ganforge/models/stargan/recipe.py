@@ -33,7 +33,6 @@ from ganforge.losses import gradient_penalty
 from ganforge.models.stargan.labels import conditioning_for_dataset
 from ganforge.models.stargan.networks import StarganDiscriminator, StarganGenerator, StarganModelConfig
 from ganforge.models.stargan.translate import translation_grid
-from ganforge.registry import FamilySpec, register_family
 from ganforge.train.phases import Phase, Recipe, RecipeContext
 from ganforge.train.schedules import linear_decay
 
@@ -207,13 +206,3 @@ def check(cfg: RunConfig) -> None:
         raise ConfigError(f"recipe.lr_update_step={r.lr_update_step} must be a multiple of recipe.n_critic="
                           f"{r.n_critic}: a step holds n_critic D iterations and the lr is set once per step")
     fill_labels(cfg)
-
-
-def _evaluation(dataset):
-    from ganforge.models.stargan.evaluate import StarganEvaluation
-
-    return StarganEvaluation(dataset)
-
-
-register_family(FamilySpec("stargan", StarganModelConfig, StarganRecipeConfig, build_recipe, StarganGenerator,
-                           check, evaluation=_evaluation, official_iterations=lambda cfg: cfg.recipe.n_critic))

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
 
 from ganforge.data.celeba import CROP_SIZE
 from ganforge.data.images import IMAGE_EXTENSIONS, DataError, decode_file, to_tensor
-from ganforge.load import LoadedGenerator
+from ganforge.load import LoadedGenerator, generator_from_opened
 from ganforge.models.stargan.labels import Conditioning, conditioning_for_model
 from ganforge.models.stargan.networks import StarganDiscriminator
+from ganforge.run.store import open_run
 
 
 @torch.no_grad()
@@ -59,24 +60,14 @@ class Translator:
         return (logits > 0).float()
 
 
-def open_translator(path: str | Path, weights: str = "ema", device: str = "cpu") -> Translator:
-    """A StarGAN run folder, checkpoint or exported folder, ready to translate."""
-    from ganforge.load import drawing_command, generator_from_checkpoint, load
-    from ganforge.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-
-    path = Path(path)
-    ckpt = path if path.suffix == ".pt" else (latest_checkpoint(path / "checkpoints") if path.is_dir() else None)
-    if ckpt is None:  # an exported generator: no discriminator, no data config
-        gen = load(path, weights, device)
-        if gen.family != "stargan":
-            raise CheckpointError(f"'{path}' holds a '{gen.family}' generator; translate needs a stargan model "
-                                  f"(this one: `{drawing_command(gen.family, path)}`)")
+def open_translator(opened: Any, weights: str = "ema", device: str = "cpu") -> Translator:
+    """A StarGAN model source (an ``OpenedRun``, or a path to open), ready to translate."""
+    if not hasattr(opened, "record"):
+        opened = open_run(opened)
+    gen = generator_from_opened(opened, weights, device)
+    if opened.record is None:  # an exported generator: no discriminator, no data config
         return Translator(gen, None, conditioning_for_model(gen.model_config), None)
-    state = load_checkpoint(ckpt)
-    if state.get("family") != "stargan":
-        raise CheckpointError(f"'{ckpt}' is a '{state.get('family')}' checkpoint; translate needs a stargan run "
-                              f"(this one: `{drawing_command(state.get('family'), path)}`)")
-    gen = generator_from_checkpoint(state, weights, device)
+    state = opened.record
     disc = None
     if "D" in state["networks"]:
         disc = StarganDiscriminator(gen.model_config)

@@ -27,10 +27,12 @@ from typing import Any, Sequence
 
 import torch
 
-from ganforge.config import RunConfig, load_config, save_config, to_dict
+from ganforge.config import RunConfig, to_dict
+from ganforge.presets import load_config
+from ganforge.run.store import new_run_folder, write_new_run
 from ganforge.models.starganv2.networks import Discriminator, HighPass, Starganv2ModelConfig
 from ganforge.models.starganv2.translator import Starganv2Translator, load_fan_weights
-from ganforge.train.checkpoint import CheckpointError, first_load_problem, read_weights_only, save_checkpoint
+from ganforge.run.checkpoint import CheckpointError, first_load_problem, read_weights_only
 
 FILE_PATTERN = re.compile(r"^(\d+)_(nets_ema|nets|optims)\.ckpt$")
 PARTS = ("generator", "mapping_network", "style_encoder")  # the translator's sub-modules, in optimizer order
@@ -129,9 +131,7 @@ def import_official(path: str | Path, out_dir: str | Path, preset: str | None = 
     else starganv2/afhq)."""
     path = Path(path)
     iteration, files = official_files(path)
-    out = Path(out_dir)
-    if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step-*.pt")):
-        raise FileExistsError(f"'{out}' already holds checkpoints; pick another --out")
+    out = new_run_folder(out_dir)  # refused before any official file is read if it holds checkpoints
     ema_nets = read_nets(files["nets_ema"]) if "nets_ema" in files else None
     raw_nets = read_nets(files["nets"]) if "nets" in files else None
     model = official_model_config(ema_nets or raw_nets)  # type: ignore[arg-type]
@@ -162,6 +162,4 @@ def import_official(path: str | Path, out_dir: str | Path, preset: str | None = 
         if "discriminator" not in optims:
             raise CheckpointError(f"'{files['optims']}' has no 'discriminator' optimizer")
         state["optimizers"] = {"G": merge_optimizers(optims, files["optims"]), "D": optims["discriminator"]}
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    return save_checkpoint(out / "checkpoints", iteration, state, keep_last=1)
+    return write_new_run(out, cfg, state, iteration)

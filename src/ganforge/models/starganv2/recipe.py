@@ -34,7 +34,6 @@ from ganforge.config import ConfigError, RunConfig, non_negative, positive
 from ganforge.data.domains import DomainTrainingPairs
 from ganforge.models.starganv2.networks import Discriminator, Starganv2ModelConfig
 from ganforge.models.starganv2.translator import Starganv2Translator, he_init, load_fan_weights
-from ganforge.registry import FamilySpec, register_family
 from ganforge.runtime.precision import at_least_fp32
 from ganforge.train.phases import Phase, Recipe, RecipeContext, StepBatches
 
@@ -195,7 +194,3 @@ def check(cfg: RunConfig) -> None:
         raise ConfigError("StarGAN v2 works on RGB images: data.channels must be 3")
     if cfg.train.lr_schedule != "constant":
         raise ConfigError("StarGAN v2 trains at constant learning rates: leave train.lr_schedule at constant")
-
-
-register_family(FamilySpec("starganv2", Starganv2ModelConfig, Starganv2RecipeConfig, build_recipe,
-                           Starganv2Translator, check))

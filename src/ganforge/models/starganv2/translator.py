@@ -67,7 +67,7 @@ def load_fan_weights(fan: FAN, path: str | Path) -> None:
     """Load the official ``wing.ckpt`` (a dict whose ``state_dict`` entry holds the weights, keys with or
     without ``module.``). Every FAN key must be present: the official loader silently keeps random
     weights for missing keys, which would give meaningless masks."""
-    from ganforge.train.checkpoint import read_official_state_dict
+    from ganforge.run.checkpoint import read_official_state_dict
 
     path = Path(path)
     if not path.is_file():

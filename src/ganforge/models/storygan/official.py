@@ -18,10 +18,12 @@ from typing import Any, Sequence
 
 import torch
 
-from ganforge.config import RunConfig, load_config, save_config, to_dict
+from ganforge.config import RunConfig, to_dict
+from ganforge.presets import load_config
+from ganforge.run.store import new_run_folder, write_new_run
 from ganforge.models.storygan.networks import (ImageDiscriminator, StoryDiscriminator, StoryganGenerator,
                                                StoryganModelConfig)
-from ganforge.train.checkpoint import CheckpointError, read_official_state_dict, save_checkpoint
+from ganforge.run.checkpoint import CheckpointError, read_official_state_dict
 
 G_PATTERN = re.compile(r"netG_epoch_(\w+)\.pth$")
 
@@ -63,9 +65,7 @@ def import_official(g_path: str | Path, out_dir: str | Path, d_im_path: str | Pa
                                                                 "get_cond_logits.conv1.0.weight") if d_st_path else None
     preset_cfg = load_config(preset, list(overrides))
     model = official_model_config(g_state, d_im, d_st, preset_cfg.model.video_len)
-    out = Path(out_dir)
-    if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step-*.pt")):
-        raise FileExistsError(f"'{out}' already holds checkpoints; pick another --out")
+    out = new_run_folder(out_dir)  # refused before any official file is read if it holds checkpoints
     keep = ("variant", "eval_bn", "image_size")  # not stored in the tensors: from the preset/overrides
     sets = [f"model.{k}={v}" for k, v in to_dict(model).items() if k not in keep]
     sets += [f"name={out.name}", f"out_dir={out.parent.as_posix()}"]
@@ -84,6 +84,4 @@ def import_official(g_path: str | Path, out_dir: str | Path, d_im_path: str | Pa
     state: dict[str, Any] = {"family": "storygan", "generator": "G", "config": to_dict(cfg), "networks": networks,
                              "ema": None, "imported_from": {"G": str(g_path), "D_im": str(d_im_path) if d_im_path else None,
                                                             "D_st": str(d_st_path) if d_st_path else None}}
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    return save_checkpoint(out / "checkpoints", 0, state, keep_last=1)
+    return write_new_run(out, cfg, state, 0)

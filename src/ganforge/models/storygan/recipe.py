@@ -37,7 +37,6 @@ import torch.nn.functional as F
 from ganforge.config import ConfigError, RunConfig, non_negative, positive
 from ganforge.models.storygan.networks import (GeneratorOutput, ImageDiscriminator, StoryDiscriminator,
                                                StoryganGenerator, StoryganModelConfig, init_weights, kl_loss)
-from ganforge.registry import FamilySpec, register_family
 from ganforge.train.phases import Phase, Recipe, RecipeContext, StepBatches
 
 
@@ -272,13 +271,3 @@ def check(cfg: RunConfig) -> None:
     if cfg.train.lr_schedule != "constant":
         raise ConfigError("StoryGAN halves its learning rate every recipe.lr_decay_epochs epochs; leave "
                           "train.lr_schedule at constant")
-
-
-def _evaluation(dataset: Any) -> Any:
-    from ganforge.models.storygan.evaluate import StoryganEvaluation
-
-    return StoryganEvaluation(dataset)
-
-
-register_family(FamilySpec("storygan", StoryganModelConfig, StoryganRecipeConfig, build_recipe, StoryganGenerator,
-                           check, evaluation=_evaluation))

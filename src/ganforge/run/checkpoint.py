@@ -10,13 +10,14 @@ would run code is refused.
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ganforge.run.files import atomic_write_bytes, remove_stale_temp_files
 
 FORMAT = "ganforge-checkpoint"
 VERSION = 1
@@ -27,56 +28,8 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, unsafe or does not fit the run."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; directories cannot be opened on Windows, where it is not needed.
-    if os.name == "nt":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}.pt"
-
-
-def remove_stale_temp_files(folder: Path) -> int:
-    """Delete temporary files that killed writers left in ``folder`` (never this process's); returns how many."""
-    removed = 0
-    mine = f".tmp-{os.getpid()}"
-    for path in Path(folder).glob(".*.tmp-*") if Path(folder).is_dir() else []:
-        if not path.name.endswith(mine):
-            try:
-                path.unlink()
-                removed += 1
-            except OSError:
-                pass
-    return removed
 
 
 def save_checkpoint(folder: Path, step: int, state: dict[str, Any], keep_last: int) -> Path:

@@ -1,0 +1,65 @@
+"""`ganforge train`: a new run from a preset, or a dry run that builds and steps once."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ganforge.cli.common import add_verb
+
+EXAMPLES = """
+    ganforge train my.yaml data.path=/data/anime name=anime64   # any preset file"""
+
+
+def add_parser(sub: Any) -> None:
+    t = add_verb(sub, "train", "Train a new run from a preset (file or shipped family/name).", EXAMPLES, run)
+    t.add_argument("preset", help="YAML file or shipped preset (`ganforge info` lists the families)")
+    t.add_argument("overrides", nargs="*", help="key=value with dotted keys, e.g. train.steps=500")
+    t.add_argument("--dry-run", action="store_true", help="build, run one step of every phase, report, write nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ganforge.presets import load_config
+    from ganforge.train.trainer import Trainer, train
+
+    cfg = load_config(args.preset, args.overrides)
+    if args.dry_run:
+        print_dry_run(Trainer(cfg, run_dir=None).dry_run())
+        return 0
+    return report(train(cfg))
+
+
+def report(result: Any) -> int:
+    """Print where a finished or interrupted run left its files; the exit code (130: interrupted)."""
+    from ganforge.runtime.distributed import env_info, shutdown
+
+    shutdown()
+    if not env_info().is_main:
+        return 0
+    samples = sorted((result.run_dir / "samples").glob("*.png")) if result.run_dir else []
+    print(f"{result.status} at step {result.step}: run folder {result.run_dir}")
+    if result.checkpoint:
+        print(f"  checkpoint: {result.checkpoint}")
+    if samples:
+        print(f"  samples:    {samples[-1]}")
+    if result.status == "interrupted":
+        print(f"  continue with: ganforge resume {result.run_dir}")
+        return 130
+    return 0
+
+
+def print_dry_run(report: dict) -> None:
+    """The dry run's parameters, phases, module output shapes, losses, time and memory."""
+    mib = report["peak_memory_bytes"]
+    print(f"dry run on {report['device']} ({report['precision']}), {report['world_size']} process(es), "
+          f"micro-batch {report['local_batch']} x accumulation {report['grad_accum']}")
+    for name, count in report["parameters"].items():
+        print(f"  {name}: {count:,} parameters" + (" (compiled)" if name in report["compiled"] else ""))
+    print("  phases: " + ", ".join(f"{n} (updates {net}, x{rep}, every {ev})" for n, net, rep, ev in report["phases"]))
+    for net, rows in report["shapes"].items():
+        print(f"  {net} module outputs:")
+        for mod, kind, shape in rows:
+            print(f"    {mod:<14} {kind:<22} {shape}")
+    print("  losses: " + ", ".join(f"{k}={v:.4g}" for k, v in report["losses"].items()))
+    print(f"  step time: {report['step_s']:.3f} s (first step, with warm-up: {report['first_step_s']:.3f} s)")
+    print(f"  peak memory: {mib / 2**20:.0f} MiB" if mib else "  peak memory: not measurable here")

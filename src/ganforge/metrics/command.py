@@ -1,0 +1,30 @@
+"""The generic `ganforge evaluate`: a family's generator against its run's real data, with the
+family's evaluation hooks (translations, stories) where it registers them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ganforge.metrics.evaluate import EvalResult, Evaluator
+from ganforge.metrics.source import EvalSource
+from ganforge.registry import get_family
+
+
+def evaluate_source(source: EvalSource, args: argparse.Namespace, family_eval: Any = None) -> EvalResult:
+    """Measure ``source`` as ``args`` asks (metrics, n, seed, batch size, device, Inception file).
+
+    ``family_eval``: the family's evaluation hooks for the source's data (default: its registration's).
+    Stories have one metric group, and by default every story of the data, up to 1000."""
+    if family_eval is None:
+        family_eval = get_family(source.generator.family).evaluation_for(source.dataset)
+    stories = getattr(family_eval, "task_group", None) == "story"
+    metrics = args.metrics or ("story" if stories else "oracle")
+    n = args.n if args.n is not None else (min(1000, len(source.dataset)) if stories else 1000)
+    evaluator = Evaluator(source.dataset, metrics, n, seed=args.seed, batch_size=args.batch_size,
+                          device=args.device, inception_path=args.inception,
+                          allow_nonstandard=args.allow_nonstandard_weights, progress=True, family_eval=family_eval)
+    print(f"evaluating {source.checkpoint} ({source.generator.weights} weights, step {source.step}) "
+          f"on {n} images against {type(source.dataset).__name__} ...", file=sys.stderr)
+    return evaluator.evaluate_generator(source.generator.net)

@@ -1,0 +1,82 @@
+"""`ganforge sample` for BigGAN: grids and images with truncation, class sheets, interpZ/Y/ZY sheets,
+and BN statistics averaged over batches of samples (the official sample.py's standing stats)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganforge.load import LoadedGenerator, generator_from_opened
+from ganforge.models.biggan import sampling
+from ganforge.sample.grid import save_grid
+from ganforge.sample.noise import NOISE_MODES, draw_from_noise, output_base
+
+MODES = (*NOISE_MODES, "sheet")
+
+
+def add_arguments(group: Any) -> None:
+    """BigGAN's options of `ganforge sample`."""
+    group.add_argument("--interp", choices=["zy", "z", "y"], default=None,
+                       help="--mode interpolate: what varies along each row (default zy); y interpolates class "
+                            "embeddings")
+    group.add_argument("--classes", help="--mode sheet: class indices, e.g. 0-9 or 3,7,11 (default: every class, "
+                                         "at most 20)")
+    group.add_argument("--per-class", type=int, default=10, help="--mode sheet: samples per class")
+    group.add_argument("--truncation", type=float, help="truncation trick: redraw z values beyond +-T")
+    group.add_argument("--standing-stats", type=int, default=0, metavar="N",
+                       help="normalize with BN statistics averaged over N batches of samples")
+
+
+def draw(opened: Any, args: argparse.Namespace) -> int:
+    """Write the sheet, interpolation, grid or images that ``args`` asks for."""
+    gen = generator_from_opened(opened, args.weights, args.device)
+    if args.standing_stats:
+        sampling.accumulate_standing_stats(gen, args.standing_stats, seed=args.seed, truncation=args.truncation)
+    tag = f"-trunc{args.truncation}" if args.truncation else ""
+    base = output_base(args.source) / "samples"
+    if args.mode == "sheet":
+        images, nrow = sampling.class_sheet(gen, parse_classes(args.classes, gen), args.per_class, args.seed,
+                                            args.truncation)
+        out = save_grid(images, Path(args.out or base / f"sheet-seed{args.seed}{tag}.png"), nrow=nrow)
+    elif args.mode == "interpolate":
+        kind = args.interp or "zy"
+        images, nrow = sampling.interpolation_sheet(gen, args.rows, args.steps - 2, kind, args.seed, args.truncation)
+        out = save_grid(images, Path(args.out or base / f"interp{kind.upper()}-seed{args.seed}{tag}.png"), nrow=nrow)
+    else:
+        out = draw_from_noise(gen, args, _truncated_inputs(gen, args.truncation), tag)
+    print(f"wrote {out}")
+    return 0
+
+
+def _truncated_inputs(gen: LoadedGenerator, truncation: float | None):  # noqa: ANN202
+    def inputs_for(n: int, seed: int) -> tuple[torch.Tensor, ...]:
+        z, y = gen.make_inputs(n, seed)
+        if truncation:
+            z = sampling.truncated_normal(tuple(z.shape), truncation, torch.Generator().manual_seed(seed))
+        return z, y
+
+    return inputs_for
+
+
+def parse_classes(text: str | None, gen: LoadedGenerator) -> list[int]:
+    """``0-9`` or ``3,7,11`` -> class indices, checked against the model's class count."""
+    num = int(getattr(gen.model_config, "num_classes", 0) or 0)
+    if not text:
+        return list(range(min(num, 20)))
+    classes: list[int] = []
+    for part in text.split(","):
+        try:
+            if "-" in part:
+                lo, hi = (int(v) for v in part.split("-", 1))
+                classes += list(range(lo, hi + 1))
+            else:
+                classes.append(int(part))
+        except ValueError:
+            raise ValueError(f"--classes: '{part}' is not an index or a range like 0-9") from None
+    bad = [c for c in classes if not 0 <= c < num]
+    if bad:
+        raise ValueError(f"--classes: {bad} outside 0..{num - 1} (the model has {num} classes)")
+    return classes
