@@ -599,3 +599,20 @@ def test_imagenet_fid_net_is_the_official_inception_pool(empty_weight_dirs):
     with pytest.raises(WeightsMissingError, match="inception_v3_google-0cc3c7bd.pth"):
         data = type("D", (), {"domains": ["a", "b"], "by_domain": [[0], [1]]})()
         Starganv2Evaluation(data, data, Starganv2EvalConfig(metrics=("fid",), fid_net="imagenet"))
+
+
+def test_evaluation_during_training_is_the_evaluate_verb(tmp_path, capsys):
+    # The trainer measures with the family's own evaluation: the logged numbers are what
+    # `ganforge evaluate` gives on the same checkpoint (not translations of noise).
+    overrides = short_run(tmp_path, {"data.length": 60, "model.base_dim": 8, "model.max_conv_dim": 16,
+                                     "recipe.sample_images": 3, "train.steps": 2, "train.ema.enabled": True},
+                          **{"eval.every": 2, "eval.metrics": "[oracle]", "eval.n": 2, "eval.batch_size": 2,
+                             "eval.keep_best": 1})
+    assert main(["train", "starganv2/shapes", *overrides]) == 0
+    run = tmp_path / "run"
+    logged = json.loads((run / "eval" / "step-00000002.json").read_text())["metrics"]
+    assert set(logged) >= {"oracle_latent/domain_acc", "oracle_reference/color_taken"}
+    assert (run / "checkpoints" / "best").is_dir()
+    assert main(["evaluate", str(run), "--metrics", "oracle", "--n", "2", "--batch-size", "2", "--json",
+                 "--out", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["metrics"] == logged

@@ -136,7 +136,9 @@ class EvalConfig:
 
     every: int = non_negative(0)
     metrics: list[str] = field(default_factory=lambda: ["oracle"])  # fid, is, kid, pr, dc, oracle
-    metric: str = "oracle_fid"  # what ranks checkpoints: fid, is, kid, precision, ..., oracle_fid, ...
+    # What ranks checkpoints (fid, is, kid, precision, ..., oracle_fid, ...); None: the first value of
+    # the first group in ``metrics`` that can rank (oracle_fid for the default).
+    metric: str | None = None
     n: int = positive(1000)
     keep_best: int = non_negative(0)
     batch_size: int = positive(100)

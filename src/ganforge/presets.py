@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import yaml
 
 from ganforge.config import ConfigError, RunConfig, RuntimeConfig, apply_overrides, convert, from_dict, load_yaml
+from ganforge.metric_names import GENERIC, EvalError, MetricVocabulary
 from ganforge.registry import families, get_family
 
 
@@ -76,7 +77,7 @@ def resolve(raw: dict[str, Any]) -> RunConfig:
     cfg.recipe = convert(recipe, spec.recipe_config, "recipe")
     spec.check(cfg)
     _check_runtime(cfg.runtime)
-    _check_eval(cfg)
+    _check_eval(cfg, spec.metrics or GENERIC)
     return cfg
 
 
@@ -87,18 +88,21 @@ def _check_runtime(rt: RuntimeConfig) -> None:
                           "penalty's inner gradient would need its own loss scaling; use penalty_precision=fp32")
 
 
-def _check_eval(cfg: RunConfig) -> None:
-    """``eval.metric`` must be produced by ``eval.metrics``; checked before any work starts."""
-    from ganforge.metrics.evaluate import EvalError, group_of, metric_direction, parse_metrics
-
+def _check_eval(cfg: RunConfig, vocabulary: MetricVocabulary) -> None:
+    """``eval.metrics`` and ``eval.metric`` must be names the family's evaluation produces, and the
+    ranking metric must come from a requested group; checked before any work starts. An unset
+    ``eval.metric`` becomes the first rankable value of the first requested group."""
     try:
-        groups = parse_metrics(cfg.eval.metrics)
-        metric_direction(cfg.eval.metric)
+        groups = vocabulary.parse(cfg.eval.metrics)
+        if cfg.eval.metric is None:
+            cfg.eval.metric = vocabulary.default_metric(groups)
+        vocabulary.direction(cfg.eval.metric)
     except EvalError as err:
         raise ConfigError(f"eval: {err}") from None
-    if cfg.eval.keep_best and group_of(cfg.eval.metric) not in groups:
-        raise ConfigError(f"eval.metric: '{cfg.eval.metric}' comes from the '{group_of(cfg.eval.metric)}' metrics, "
-                          f"which eval.metrics={groups} does not compute; add it to eval.metrics")
+    group = vocabulary.group_of(cfg.eval.metric)
+    if cfg.eval.keep_best and group not in groups:
+        raise ConfigError(f"eval.metric: '{cfg.eval.metric}' comes from the '{group}' metrics, which eval.metrics="
+                          f"{groups} does not compute; add it to eval.metrics")
 
 
 def load_config(preset: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:

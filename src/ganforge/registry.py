@@ -93,6 +93,9 @@ class FamilySpec:
     # (RunConfig, dataset, device) -> an object with ``evaluate_generator(net) -> EvalResult``.
     evaluate_command: Evaluation | None = None
     training_evaluator: Callable[..., Any] | None = None
+    # The metric names its training evaluator produces (a ganforge.metric_names.MetricVocabulary), which
+    # eval.metrics and eval.metric are checked against; None: the generic evaluator's.
+    metrics: Any = None
     drawing: Drawing | None = None  # None: the generic `ganforge sample` of noise models
     importer: Importer | None = None
     # How many iterations of the official training loop one trainer step makes, so speeds compare

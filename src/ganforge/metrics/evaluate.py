@@ -21,56 +21,9 @@ import torch
 import torch.nn as nn
 
 from ganforge.metrics import distances
+from ganforge.metric_names import (INCEPTION_GROUPS, METRIC_GROUPS, PRODUCES, EvalError, group_of,  # noqa: F401
+                                   metric_direction, parse_metrics)
 from ganforge.metrics.oracle import rgb_uint8
-
-METRIC_GROUPS = ("fid", "is", "kid", "pr", "dc", "oracle", "class", "translation", "story")
-# Values a group produces, and whether higher is better (for keep-best).
-PRODUCES = {
-    "fid": {"fid": False},
-    "is": {"is": True, "is_std": None},
-    "kid": {"kid": False, "kid_std": None},
-    "pr": {"precision": True, "recall": True},
-    "dc": {"density": True, "coverage": True},
-    "oracle": {"oracle_fid": False, "oracle_kid": False, "oracle_kid_std": None, "oracle_precision": True,
-               "oracle_recall": True, "oracle_density": True, "oracle_coverage": True, "oracle_confident": True,
-               "oracle_count_tv": False, "oracle_object_tv": False},
-    # class-conditional generators on the shapes class view: the oracle reads the requested class
-    "class": {"class_acc": True},
-    # image-to-image families on the shapes attributes view (per-attribute target_acc/<name> come too)
-    "translation": {"target_acc": True, "preserve_attrs": True, "preserve_shape": True, "preserve_position": True},
-    # story families: SSIM against the ground truth; on the shapes story view the oracle's per-frame
-    # object and count accuracy and whether earlier objects stay in place (object_acc/frame<t> too)
-    "story": {"ssim": True, "object_acc": True, "count_acc": True, "in_place": True, "char_acc": True,
-              "char_f1": True},
-}
-INCEPTION_GROUPS = {"fid", "is", "kid", "pr", "dc"}
-
-
-class EvalError(ValueError):
-    """An evaluation request that cannot be served (unknown metric, too few images, wrong data)."""
-
-
-def parse_metrics(text: str | list[str] | tuple[str, ...]) -> list[str]:
-    """``"fid,is,oracle"`` (or a list) -> validated metric groups, in a stable order."""
-    items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
-    unknown = [t for t in items if t not in METRIC_GROUPS]
-    if unknown or not items:
-        raise EvalError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; choose from "
-                        f"{', '.join(METRIC_GROUPS)} (comma-separated)")
-    return [m for m in METRIC_GROUPS if m in items]
-
-
-def metric_direction(name: str) -> bool:
-    """True when a higher ``name`` is better; raises EvalError for a value no group produces."""
-    for values in PRODUCES.values():
-        if name in values and values[name] is not None:
-            return bool(values[name])
-    valid = sorted(k for v in PRODUCES.values() for k, d in v.items() if d is not None)
-    raise EvalError(f"'{name}' is not a metric that can rank checkpoints; choose from {', '.join(valid)}")
-
-
-def group_of(name: str) -> str:
-    return next(g for g, values in PRODUCES.items() if name in values)
 
 
 @dataclass

@@ -168,13 +168,18 @@ class Trainer:
         self.evaluator = None
         if cfg.eval.every and self.is_main:
             # Built now so that missing weights or a wrong metric stop the run before step 1.
-            from ganforge.metrics.evaluate import Evaluator
+            self.evaluator = self._build_evaluator()
 
-            ev = cfg.eval
-            self.evaluator = Evaluator(self.dataset, ev.metrics, ev.n, seed=ev.seed, batch_size=ev.batch_size,
-                                       device=self.device, inception_path=ev.inception_weights,
-                                       allow_nonstandard=ev.allow_nonstandard_weights, progress=tr.progress,
-                                       family_eval=self.spec.evaluation_for(self.dataset))
+    def _build_evaluator(self) -> Any:
+        """The family's own evaluator (the code of its `ganforge evaluate`), or the generic one."""
+        if self.spec.training_evaluator is not None:
+            return self.spec.training_evaluator(self.cfg, self.dataset, self.device)
+        from ganforge.metrics.evaluate import Evaluator
+
+        ev = self.cfg.eval
+        return Evaluator(self.dataset, ev.metrics, ev.n, seed=ev.seed, batch_size=ev.batch_size, device=self.device,
+                         inception_path=ev.inception_weights, allow_nonstandard=ev.allow_nonstandard_weights,
+                         progress=self.cfg.train.progress, family_eval=self.spec.evaluation_for(self.dataset))
 
     # ------------------------------------------------------------------------------------------
     # state
@@ -387,7 +392,8 @@ class Trainer:
         """Evaluate the generator now (rank 0), log it, write ``eval/step-N.json``, rank ``checkpoint``."""
         result = None
         if self.evaluator is not None:
-            from ganforge.metrics.evaluate import metric_direction, write_result
+            from ganforge.metric_names import GENERIC
+            from ganforge.metrics.evaluate import write_result
             from ganforge.train.best import update_best
 
             ev = self.cfg.eval
@@ -400,8 +406,9 @@ class Trainer:
                               "checkpoint": checkpoint.name if checkpoint else None})
                 if ev.keep_best and checkpoint is not None:
                     update_best(self.run_dir / "checkpoints" / "best", checkpoint, self.step,
-                                result.metrics[ev.metric], ev.metric, metric_direction(ev.metric), ev.keep_best)
-            ref = result.real_vs_real.get(ev.metric, float("nan"))
+                                result.metrics[ev.metric], ev.metric, (self.spec.metrics or GENERIC).direction(ev.metric),
+                                ev.keep_best)
+            ref = getattr(result, "real_vs_real", {}).get(ev.metric, float("nan"))
             tqdm.write(f"step {self.step}: {ev.metric} = {result.metrics.get(ev.metric, float('nan')):.4g} "
                        f"(real vs real {ref:.4g})", file=sys.stderr)
         barrier(self.dist.world_size)

@@ -34,12 +34,22 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ganforge.metrics.evaluate import EvalError
+from ganforge.metric_names import EvalError, MetricVocabulary
 from ganforge.metrics.perceptual import mean_pairwise_lpips
 
 METRICS = ("fid", "lpips", "oracle")
 FID_NETS = ("standard", "imagenet")
 MODES = ("latent", "reference")
+
+
+# The values that can rank checkpoints during training (eval.metric); per-task values come too.
+VOCABULARY = MetricVocabulary({
+    "fid": {"FID_latent/mean": False, "FID_reference/mean": False},
+    "lpips": {"LPIPS_latent/mean": True, "LPIPS_reference/mean": True},
+    "oracle": {"oracle_latent/domain_acc": True, "oracle_reference/domain_acc": True, "oracle_latent/pose_kept": True,
+               "oracle_reference/pose_kept": True, "oracle_reference/color_taken": True,
+               "oracle_reference/texture_taken": True, "oracle_latent/colors_per_source": True},
+})
 
 
 def parse_starganv2_metrics(text: str) -> list[str]:
@@ -266,6 +276,10 @@ class Starganv2Result:
     values: dict[str, float]
     info: dict[str, Any]
 
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.values
+
     def to_json(self) -> dict[str, Any]:
         return {"metrics": {k: (v if math.isfinite(v) else None) for k, v in self.values.items()}, **self.info}
 
@@ -300,3 +314,27 @@ def evaluation_data(data_cfg: Any, seed: int = 0) -> tuple[Any, Any]:
     val = build_dataset(dataclasses.replace(data_cfg, split="test"), seed)
     train.augment = False
     return train, val
+
+
+def build_evaluation(data_cfg: Any, data_seed: int, cfg: Starganv2EvalConfig, device: str | torch.device,
+                     inception_path: str | None = None, lpips_path: str | None = None,
+                     allow_nonstandard: bool = False, progress: bool = False) -> Starganv2Evaluation:
+    """The evaluation of a run's data: what `ganforge evaluate` and evaluation during training both run."""
+    train, val = evaluation_data(data_cfg, data_seed)
+    return Starganv2Evaluation(train, val, cfg, device, inception_path=inception_path, lpips_path=lpips_path,
+                               allow_nonstandard=allow_nonstandard, progress=progress)
+
+
+class TrainingEvaluation:
+    """Evaluation during training (``eval.every``): ``eval.metrics`` of both guidances, ``eval.n``
+    validation sources per domain, the official 10 outputs per source."""
+
+    def __init__(self, run_cfg: Any, dataset: Any, device: str | torch.device):
+        ev = run_cfg.eval
+        cfg = Starganv2EvalConfig(metrics=tuple(parse_starganv2_metrics(",".join(ev.metrics))), sources=ev.n,
+                                  batch_size=ev.batch_size, seed=ev.seed)
+        self.evaluation = build_evaluation(run_cfg.data, run_cfg.runtime.seed, cfg, device, ev.inception_weights,
+                                           allow_nonstandard=ev.allow_nonstandard_weights)
+
+    def evaluate_generator(self, net: nn.Module) -> Starganv2Result:
+        return self.evaluation.run(net)

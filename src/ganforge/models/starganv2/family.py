@@ -49,21 +49,31 @@ def _add_evaluate_arguments(group: Any) -> None:
 
 
 def _evaluate(source: Any, args: argparse.Namespace) -> Any:
-    from ganforge.models.starganv2.evaluate import (Starganv2EvalConfig, Starganv2Evaluation, evaluation_data,
-                                                     parse_starganv2_metrics)
+    from ganforge.models.starganv2.evaluate import Starganv2EvalConfig, build_evaluation, parse_starganv2_metrics
 
     metrics = parse_starganv2_metrics(args.metrics or "fid,lpips")
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
-    train, val = evaluation_data(source.config.data, source.config.runtime.seed)
     cfg = Starganv2EvalConfig(metrics=tuple(metrics), modes=modes, num_outs=args.outs, sources=args.n,
                               batch_size=args.batch_size, seed=args.seed, fid_net=args.fid_net)
-    evaluation = Starganv2Evaluation(train, val, cfg, args.device, inception_path=args.inception,
-                                     lpips_path=args.lpips_backbone, allow_nonstandard=args.allow_nonstandard_weights,
-                                     progress=True)
+    evaluation = build_evaluation(source.config.data, source.config.runtime.seed, cfg, args.device, args.inception,
+                                  args.lpips_backbone, args.allow_nonstandard_weights, progress=True)
     print(f"evaluating {source.checkpoint} ({source.generator.weights} weights, step {source.step}): "
           f"{', '.join(metrics)}, {', '.join(modes)}-guided, {args.outs} outputs per source, "
-          f"domains {', '.join(val.domains)} ...", file=sys.stderr)
+          f"domains {', '.join(evaluation.val.domains)} ...", file=sys.stderr)
     return evaluation.run(source.generator.net)
+
+
+def _training_evaluation(cfg: Any, dataset: Any, device: Any) -> Any:
+    from ganforge.models.starganv2.evaluate import TrainingEvaluation
+
+    return TrainingEvaluation(cfg, dataset, device)
+
+
+def _vocabulary() -> Any:
+    # The metric names are pure data, but they live beside the evaluation that produces them.
+    from ganforge.models.starganv2.evaluate import VOCABULARY
+
+    return VOCABULARY
 
 
 def _add_import_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +101,8 @@ register_family(FamilySpec(
     "starganv2", Starganv2ModelConfig, Starganv2RecipeConfig, build_recipe, Starganv2Translator, check,
     kind="reference",
     drawing=Drawing("sample", "--src IMAGES --ref DOMAIN_FOLDERS", _sample, _add_sample_arguments),
-    evaluate_command=Evaluation(_evaluate, _add_evaluate_arguments),
+    evaluate_command=Evaluation(_evaluate, _add_evaluate_arguments), training_evaluator=_training_evaluation,
+    metrics=_vocabulary(),
     importer=Importer(_import, _add_import_arguments,
                       help="100000_nets_ema.ckpt (_nets, _optims and wing.ckpt are found beside it; default preset "
                            "starganv2/celeba_hq with the high-pass path, or starganv2/afhq without)",
