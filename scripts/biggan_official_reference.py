@@ -7,9 +7,12 @@ official outputs without the official code:
 
     python scripts/biggan_official_reference.py --official /tmp/BigGAN-PyTorch --out tests/data/biggan_official
 
-Written: ``G.pth``, ``G_ema.pth``, ``D.pth``, ``G_optim.pth``, ``D_optim.pth`` and ``state_dict.pth``
-(with the run's ``config``) as ``utils.save_weights`` names them; ``mybn/G_ema.pth`` from a ``--mybn``
-generator; ``reference.pt`` with inputs and the official outputs (fp32, CPU).
+Written by the official ``utils.save_weights``, as ``train.py`` calls it: ``G.pth``, ``G_ema.pth``,
+``D.pth``, ``G_optim.pth``, ``D_optim.pth`` and ``state_dict.pth``, whose ``config`` is the official
+parser's defaults updated with CONFIG, with ``G_activation``/``D_activation`` set from
+``utils.activation_dict`` as ``train.py``'s ``run()`` sets them (so it pickles ``nn.ReLU`` modules, as
+every official save does); ``mybn/G_ema.pth`` from a ``--mybn`` generator; ``reference.pt`` with
+inputs and the official outputs (fp32, CPU).
 """
 
 from __future__ import annotations
@@ -39,16 +42,18 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(args.official).resolve()))
-    import BigGAN  # noqa: E402  (the official module)
+    import BigGAN  # noqa: E402  (the official modules)
+    import utils  # noqa: E402
 
     out = Path(args.out)
     (out / "mybn").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    kw = {k: v for k, v in CONFIG.items() if k not in ("model",)}
-    kw["G_activation"] = kw["D_activation"] = torch.nn.ReLU(inplace=False)
-    G = BigGAN.Generator(**kw)
-    D = BigGAN.Discriminator(**kw)
-    G_ema = BigGAN.Generator(**{**kw, "skip_init": True, "no_optim": True})
+    config = {**vars(utils.prepare_parser().parse_args([])), **CONFIG}
+    config["G_activation"] = utils.activation_dict[config["G_nl"]]  # as train.py's run()
+    config["D_activation"] = utils.activation_dict[config["D_nl"]]
+    G = BigGAN.Generator(**config)  # as train.py builds them
+    D = BigGAN.Discriminator(**config)
+    G_ema = BigGAN.Generator(**{**config, "skip_init": True, "no_optim": True})
     with torch.no_grad():
         for net, gain in ((G, 0.6), (D, -0.4)):
             for blocks in net.blocks:
@@ -71,13 +76,9 @@ def main() -> None:
     with torch.no_grad():
         for p in G_ema.parameters():
             p.add_(0.01 * torch.randn_like(p))
-    torch.save(G.state_dict(), out / "G.pth")
-    torch.save(G_ema.state_dict(), out / "G_ema.pth")
-    torch.save(D.state_dict(), out / "D.pth")
-    torch.save(G.optim.state_dict(), out / "G_optim.pth")
-    torch.save(D.optim.state_dict(), out / "D_optim.pth")
-    torch.save({"itr": 1234, "epoch": 2, "save_num": 0, "save_best_num": 0, "best_IS": 0, "best_FID": 999999,
-                "config": CONFIG}, out / "state_dict.pth")
+    state_dict = {"itr": 1234, "epoch": 2, "save_num": 0, "save_best_num": 0, "best_IS": 0, "best_FID": 999999,
+                  "config": config}  # train.py's state_dict, at a later iteration
+    utils.save_weights(G, D, state_dict, str(out.parent), out.name, None, G_ema)
     torch.manual_seed(1)
     z, y, x = torch.randn(4, G.dim_z), torch.tensor([0, 3, 4, 1]), torch.rand(4, 3, 32, 32) * 2 - 1
     ref = {"z": z, "y": y, "x": x}
@@ -93,7 +94,7 @@ def main() -> None:
         ref["D_train"] = D(x, y)
         # --mybn: the statistics live in ccbn.bn (myBN); eval mode normalizes with them.
         torch.manual_seed(2)
-        mybn = BigGAN.Generator(**{**kw, "mybn": True, "no_optim": True})
+        mybn = BigGAN.Generator(**{**config, "mybn": True, "no_optim": True})
         mybn.train()
         for _ in range(2):
             mybn(torch.randn(6, mybn.dim_z), mybn.shared(y_all))

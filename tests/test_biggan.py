@@ -56,6 +56,9 @@ def test_every_resolution_builds_and_runs(size, blocks_g, blocks_d):
 def test_official_weights_import_with_identical_outputs(tmp_path, weights, key):
     import ganforge
 
+    # state_dict.pth as the official utils.save_weights writes it: its config pickles nn.ReLU modules
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(OFFICIAL / "state_dict.pth") == [
+        "torch.nn.modules.activation.ReLU"]
     path = import_official(OFFICIAL, tmp_path / "run")
     ref = torch.load(OFFICIAL / "reference.pt", weights_only=True)
     gen = ganforge.load(tmp_path / "run", weights=weights)

@@ -77,10 +77,31 @@ class _RunsCode:
         return (os.system, ("echo pwned",))
 
 
-def test_a_pickle_that_runs_code_is_refused(tmp_path):
+def test_a_pickle_that_runs_code_is_refused_naming_the_global(tmp_path):
     path = tmp_path / "step-00000001.pt"
     torch.save({"format": "ganforge-checkpoint", "payload": _RunsCode()}, path)
-    with pytest.raises(CheckpointError, match="refusing to load .* could run code"):
+    with pytest.raises(CheckpointError, match=r"refusing to load .* could run code .*globals: (posix|nt)\.system"):
+        load_checkpoint(path)
+
+
+def test_allowed_classes_load_and_nothing_else(tmp_path):
+    path = tmp_path / "state_dict.pth"
+    torch.save({"itr": 3, "config": {"G_activation": torch.nn.ReLU(inplace=True)}}, path)
+    with pytest.raises(CheckpointError, match=r"globals: torch\.nn\.modules\.activation\.ReLU"):
+        read_weights_only(path, "state")
+    state = read_weights_only(path, "state", allowed=(torch.nn.ReLU,))
+    assert state["itr"] == 3 and isinstance(state["config"]["G_activation"], torch.nn.ReLU)
+    torch.save({"config": {"act": torch.nn.ReLU(), "run": _RunsCode()}}, path)
+    with pytest.raises(CheckpointError, match=r"globals: (posix|nt)\.system"):
+        read_weights_only(path, "state", allowed=(torch.nn.ReLU,))
+
+
+@pytest.mark.parametrize("version, age", [(2, "a newer"), (0, "an older")])
+def test_a_checkpoint_of_another_format_is_refused(tmp_path, version, age):
+    path = tmp_path / "step-00000001.pt"
+    torch.save({"format": "ganforge-checkpoint", "version": version, "step": 1}, path)
+    with pytest.raises(CheckpointError, match=f"written by {age} ganforge \\(checkpoint format {version}; this "
+                                              f"ganforge reads format 1\\)"):
         load_checkpoint(path)
 
 

@@ -13,7 +13,7 @@ import io
 import pickle
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -94,31 +94,48 @@ def _refused_as_unsafe(err: pickle.UnpicklingError) -> bool:
     return "global" in detail.lower()  # "Unsupported global: GLOBAL os.system ..."; garbage: "Unsupported operand"
 
 
+def _offending_globals(path: Path, allowed: Sequence[type]) -> str:
+    """The classes and functions a refused file would import, named as the pickle names them."""
+    ok = {f"{t.__module__}.{t.__qualname__}" for t in allowed}
+    try:
+        found = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in ok]
+    except Exception:  # noqa: BLE001 (a listing that fails must not hide the refusal itself)
+        found = []
+    return ", ".join(found) or "unknown"
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a ganforge checkpoint safely; errors name the file and what is wrong with it."""
     path = Path(path)
     state = read_weights_only(path, "checkpoint", map_location)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"'{path}' is not a ganforge checkpoint (no '{FORMAT}' marker)")
-    if state.get("version", 0) > VERSION:
-        raise CheckpointError(f"'{path}' was written by a newer ganforge (format {state['version']} > {VERSION})")
+    version = state.get("version", 0)
+    if version != VERSION:
+        age = "a newer" if version > VERSION else "an older"
+        raise CheckpointError(f"'{path}' was written by {age} ganforge (checkpoint format {version}; this ganforge "
+                              f"reads format {VERSION}): use the ganforge that wrote it, or export its generator there")
     return state
 
 
-def read_weights_only(path: Path, what: str, map_location: str | torch.device = "cpu") -> Any:
+def read_weights_only(path: Path, what: str, map_location: str | torch.device = "cpu",
+                      allowed: Sequence[type] = ()) -> Any:
     """A PyTorch file of tensors and plain data (our checkpoints, official releases), loaded without ever
-    unpickling code. Errors name the file and ``what`` it should be."""
+    unpickling code. ``allowed``: harmless classes a known writer pickles besides (BigGAN-PyTorch's
+    run config holds ``nn.ReLU`` modules); nothing else is let through. Errors name the file and
+    ``what`` it should be, and a refused file the globals it holds."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} '{path}' does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(list(allowed)):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if _refused_as_unsafe(err):
             raise CheckpointError(f"refusing to load '{path}' ({what}): it is not a readable PyTorch file of tensors "
                                   f"and plain data; it contains objects that could run code when unpickled "
-                                  f"({str(err).splitlines()[0][:200]}). Only load files you trust, and convert them "
-                                  f"to safetensors.") from None
+                                  f"(globals: {_offending_globals(path, allowed)}). Only load files you trust, and "
+                                  f"convert them to safetensors.") from None
         detail = str(err)  # plain garbage also raises UnpicklingError ("invalid load key")
     except Exception as err:
         detail = f"{type(err).__name__}: {err}"

@@ -33,8 +33,13 @@ SUPPORTED_FLAGS = {"model": ("BigGAN",), "norm_style": ("bn",), "G_nl": ("relu",
                    "D_nl": ("relu", "inplace_relu", "ir")}
 
 
+# What BigGAN-PyTorch pickles besides tensors and plain data: train.py puts the activation modules
+# (utils.activation_dict) into the run config that utils.save_weights writes into state_dict.pth.
+OFFICIAL_PICKLED_CLASSES = (torch.nn.ReLU,)
+
+
 def _read(path: Path, what: str) -> Any:
-    return read_weights_only(path, f"official BigGAN {what}")
+    return read_weights_only(path, f"official BigGAN {what}", allowed=OFFICIAL_PICKLED_CLASSES)
 
 
 def rename_bn_buffers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
