@@ -102,7 +102,7 @@ def assert_latest_checkpoints_equal(run_a: Path, run_b: Path) -> None:
 
 
 def assert_official_output(actual: torch.Tensor, expected: torch.Tensor, tol: float = 1e-5) -> None:
-    """The issues' bar for official outputs: max abs difference below ``tol`` in fp32, relative to the
+    """The bar for official outputs: max abs difference below ``tol`` in fp32, relative to the
     output's scale where that exceeds 1. The references were computed on another CPU, whose kernels
     sum in another order; on the CPU that wrote them the outputs are bit-identical."""
     diff = (actual - expected).abs().max().item()

@@ -12,7 +12,7 @@ from ganforge.config import ConfigError
 from ganforge.presets import load_config
 from ganforge.models.biggan.networks import BigganDiscriminator, BigganGenerator, BigganModelConfig
 from ganforge.models.biggan.official import import_official
-from ganforge.models.biggan.recipe import add_ortho_gradient, discriminator_losses
+from ganforge.models.biggan.losses import add_ortho_gradient, discriminator_losses
 from ganforge.models.biggan.sampling import (accumulate_standing_stats, class_sheet, interpolation_sheet,
                                              truncated_normal)
 from ganforge.runtime.precision import Precision

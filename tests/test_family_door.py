@@ -83,7 +83,7 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
         optimizers={"G": torch.optim.Adam(G.parameters(), cfg.recipe.lr), "D": torch.optim.Adam(D.parameters(),
                                                                                             cfg.recipe.lr)},
         phases=[Phase("D", "D", lambda batch: (d_loss(D, G, ctx.images(batch), ctx.randn(n, m.z_dim)), {})),
-                Phase("G", "G", lambda batch: (g_loss(D, G, ctx.randn(n, m.z_dim)), {}), needs_batch=False)])
+                Phase("G", "G", lambda batch: (g_loss(D, G, ctx.randn(n, m.z_dim)), {}), takes="nothing")])
 
 
 def import_plain(args: argparse.Namespace) -> Path:

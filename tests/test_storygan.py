@@ -23,10 +23,10 @@ from ganforge.data.images import DataError
 from ganforge.data.story import ClevrStoryDataset, ShapesStoryDataset, story_labels_from_descriptions
 from ganforge.layers.norm import to_channels_last
 from ganforge.metrics.ssim import ssim
+from ganforge.models.storygan.losses import discriminator_loss, kl_loss
 from ganforge.models.storygan.networks import (ImageDiscriminator, StoryDiscriminator, StoryganGenerator,
-                                               StoryganModelConfig, kl_loss)
+                                               StoryganModelConfig)
 from ganforge.models.storygan.official import import_official
-from ganforge.models.storygan.recipe import discriminator_loss
 from ganforge.run.checkpoint import CheckpointError, load_checkpoint
 from ganforge.train.phases import count_parameters
 from ganforge.train.trainer import resume, train

@@ -1,6 +1,7 @@
-"""Loss primitives shared between families."""
+"""Loss primitives shared between families: every family uses these, none keeps a copy."""
 
-from ganforge.losses.adversarial import discriminator_loss, discriminator_loss_parts, generator_loss
+from ganforge.losses.adversarial import bce, discriminator_loss, discriminator_loss_parts, generator_loss
 from ganforge.losses.penalties import gradient_penalty, r1_penalty
 
-__all__ = ["discriminator_loss", "discriminator_loss_parts", "generator_loss", "gradient_penalty", "r1_penalty"]
+__all__ = ["bce", "discriminator_loss", "discriminator_loss_parts", "generator_loss", "gradient_penalty",
+           "r1_penalty"]

@@ -1,11 +1,22 @@
-"""Adversarial losses on raw critic/discriminator outputs (logits, never probabilities)."""
+"""Adversarial losses on raw critic/discriminator outputs (logits, never probabilities).
+
+Every loss is computed in at least fp32 (autocast outputs are upcast; float64 stays float64)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from ganforge.runtime.precision import at_least_fp32
+
 KINDS = ("bce", "hinge", "wgan")
+
+
+def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    """Binary cross-entropy of ``logits`` against the constant ``target`` (1: real, 0: fake): the
+    non-saturating GAN loss's terms (Goodfellow 2014; DCGAN, StarGAN v2, StoryGAN)."""
+    logits = at_least_fp32(logits)
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
 def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: str) -> torch.Tensor:
@@ -20,10 +31,9 @@ def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: str) -> tor
 
 def discriminator_loss_parts(real: torch.Tensor, fake: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The two terms of :func:`discriminator_loss`: the loss on real outputs and on fake outputs."""
-    real, fake = real.float(), fake.float()
+    real, fake = at_least_fp32(real), at_least_fp32(fake)
     if kind == "bce":
-        return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real)),
-                F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+        return bce(real, 1.0), bce(fake, 0.0)
     if kind == "hinge":
         return F.relu(1.0 - real).mean(), F.relu(1.0 + fake).mean()
     if kind == "wgan":
@@ -33,9 +43,9 @@ def discriminator_loss_parts(real: torch.Tensor, fake: torch.Tensor, kind: str) 
 
 def generator_loss(fake: torch.Tensor, kind: str) -> torch.Tensor:
     """The generator's loss for the discriminator's outputs on generated images."""
-    fake = fake.float()
+    fake = at_least_fp32(fake)
     if kind == "bce":
-        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+        return bce(fake, 1.0)
     if kind in ("hinge", "wgan"):
         return -fake.mean()
     raise ValueError(f"adversarial loss '{kind}' is not one of {', '.join(KINDS)}")

@@ -1,11 +1,14 @@
 """Gradient penalties. Both build the gradient with ``create_graph=True``: without it the penalty
-is a constant to the optimizer and silently does nothing."""
+is a constant to the optimizer and silently does nothing. Both are computed in at least fp32; the
+caller decides the precision of the forward (``Precision.penalty()``)."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 import torch
+
+from ganforge.runtime.precision import at_least_fp32
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
@@ -22,7 +25,8 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
     return (norm - target).square().mean()
 
 
-def r1_penalty(real_out: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """R1 (Mescheder et al. 2018): E[||grad D(x)||^2] on real images; ``real`` must require grad."""
-    (grad,) = torch.autograd.grad(real_out.float().sum(), real, create_graph=True)
-    return grad.flatten(1).square().sum(1).mean()
+def r1_penalty(real_out: torch.Tensor, real: torch.Tensor, gamma: float) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): ``gamma / 2 * E[||grad D(x)||^2]`` on real images ``real`` (which
+    must require grad). StarGAN v2's ``lambda_reg * r1_reg`` is ``gamma = lambda_reg``."""
+    (grad,) = torch.autograd.grad(real_out.sum(), real, create_graph=True)
+    return 0.5 * gamma * at_least_fp32(grad).pow(2).flatten(1).sum(1).mean(0)

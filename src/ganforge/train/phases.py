@@ -1,8 +1,14 @@
 """What a family hands the trainer: networks, optimizers and a list of phases.
 
 A phase is one optimizer update: a name, the network whose parameters it updates, how many times
-it repeats per step (WGAN-GP's n_critic), how often it runs, and a loss function of a batch that
-returns ``(total, {"part": value})``. The trainer does everything else.
+it repeats per step (WGAN-GP's n_critic), how often it runs, what its loss takes, and a loss
+function that returns ``(total, {"part": value})``. The trainer does everything else.
+
+What a loss takes (``Phase.takes``): ``"batch"``, a fresh batch from the data stream for every
+micro-batch (turned into the loss's inputs by ``Phase.prepare``); ``"nothing"`` (a loss that draws
+only noise); or the name of an earlier phase of the step, whose last update's inputs the trainer
+hands on, micro-batch by micro-batch (StarGAN's G update on the batches of its last critic update,
+StarGAN v2's four updates on one iteration's inputs).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from ganforge.runtime.distributed import DistInfo
 from ganforge.runtime.precision import Precision
 
 Batch = dict[str, torch.Tensor]
-LossFn = Callable[[Batch | None], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+LossFn = Callable[[Any], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 @dataclass
@@ -29,7 +35,9 @@ class Phase:
     loss: LossFn
     repeats: int = 1  # updates per step, each on a fresh batch
     every: int = 1  # run on steps where step % every == 0
-    needs_batch: bool = True  # False: the loss draws only noise (e.g. a generator update)
+    takes: str = "batch"  # "batch", "nothing", or an earlier phase's name (see the module docstring)
+    # takes="batch": the loss's inputs made from the batch (drawn noise, targets); None: the batch itself
+    prepare: Callable[[Batch], Any] | None = None
     # Micro-batches per update, on top of train.grad_accum (BigGAN's num_D/G_accumulations): the
     # gradients of ``accumulations`` losses, each divided by it, are summed before the optimizer step.
     accumulations: int = 1
@@ -121,27 +129,6 @@ class RecipeContext:
         choice of matrix products for small-output convolutions on the CPU."""
         module = set_matmul_max_positions(module.to(self.device), self.conv_matmul_positions)
         return to_channels_last(module) if self.channels_last else module
-
-
-class StepBatches:
-    """The inputs of one step's micro-batches: the step's first phase draws them (``add``), the phases
-    after it read them in the same order (``next``), so every update of a step sees the same samples."""
-
-    def __init__(self, per_step: int):
-        self.per_step = per_step  # micro-batches per update (train.grad_accum)
-        self.items: list[Any] = []
-        self.cursors: dict[str, int] = {}
-
-    def add(self, inputs: Any) -> None:
-        if len(self.items) == self.per_step:  # a new step begins
-            self.items.clear()
-            self.cursors.clear()
-        self.items.append(inputs)
-
-    def next(self, reader: str) -> Any:
-        k = self.cursors.get(reader, 0)
-        self.cursors[reader] = k + 1
-        return self.items[k % len(self.items)]
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -48,7 +48,7 @@ from ganforge.train.logger import RunLogger
 from ganforge.train.memory import (explain, free_device_memory, is_out_of_memory, model_too_large,
                                    probe_largest_batch)
 from ganforge.train.optimizers import use_implementation
-from ganforge.train.phases import Recipe, RecipeContext, count_parameters
+from ganforge.train.phases import Phase, Recipe, RecipeContext, count_parameters
 from ganforge.train.schedules import linear_decay
 
 log = logging.getLogger(__name__)
@@ -303,6 +303,9 @@ class Trainer:
                 group["lr"] = base * factor
         accum = self.cfg.train.grad_accum
         totals = []
+        # Each phase's inputs of its last update this step, kept only where a later phase takes them.
+        used: dict[str, list[Any]] = {}
+        taken = {p.takes for p in self.recipe.phases}
         for phase in self.recipe.phases:
             if self.step % phase.every:
                 continue
@@ -311,11 +314,14 @@ class Trainer:
             micro = accum * phase.accumulations
             for _ in range(phase.repeats if phase_repeats is None else phase_repeats):
                 opt.zero_grad(set_to_none=True)
-                for _ in range(micro):
-                    batch = next(self.stream) if phase.needs_batch else None
+                used[phase.name] = []
+                for k in range(micro):
                     with reuse_weight_matrices():  # no parameter changes until scaler.step below
-                        loss, parts = phase.loss(batch)
+                        inputs = self._phase_inputs(phase, k, used)
+                        loss, parts = phase.loss(inputs)
                         scaler.scale(loss / micro).backward()
+                    if phase.name in taken:
+                        used[phase.name].append(inputs)
                     totals.append((phase.name, loss.detach()))
                     if sums is not None:
                         for key, value in parts.items():
@@ -337,6 +343,19 @@ class Trainer:
             update_ema(self.ema, self.generator, self.step + 1, ema.decay, ema.start,
                        average_buffers=self.recipe.ema_averages_buffers)
         return totals
+
+    def _phase_inputs(self, phase: Phase, k: int, used: dict[str, list[Any]]) -> Any:
+        """What ``phase``'s loss takes for its ``k``-th micro-batch (see ``ganforge.train.phases``)."""
+        if phase.takes == "batch":
+            batch = next(self.stream)
+            return phase.prepare(batch) if phase.prepare is not None else batch
+        if phase.takes == "nothing":
+            return None
+        if phase.takes not in used:
+            raise RuntimeError(f"phase '{phase.name}' takes the inputs of '{phase.takes}', which has not run at step "
+                               f"{self.step} (a phase can take only an earlier phase's inputs)")
+        items = used[phase.takes]
+        return items[k % len(items)]
 
     def _check_finite(self, totals: list[tuple[str, torch.Tensor]], stop_requested: bool) -> bool:
         """Raise TrainingDiverged on a non-finite loss on any rank; returns whether any rank must stop."""

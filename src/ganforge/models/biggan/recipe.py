@@ -30,10 +30,9 @@ import torch
 import torch.nn as nn
 
 from ganforge.config import ConfigError, RunConfig, non_negative, positive
-from ganforge.losses import discriminator_loss_parts, generator_loss
+from ganforge.models.biggan.losses import add_ortho_gradient, compute_g_loss, discriminator_losses
 from ganforge.models.biggan.networks import BigganDiscriminator, BigganGenerator, BigganModelConfig
 from ganforge.models.biggan.sampling import accumulate_standing_stats, class_sheet, interpolation_sheet
-from ganforge.runtime.precision import Precision
 from ganforge.train.phases import Phase, Recipe, RecipeContext
 
 
@@ -59,42 +58,9 @@ class BigganRecipeConfig:
     standing_stats: int = non_negative(0)
 
 
-@torch.no_grad()
-def add_ortho_gradient(module: nn.Module, strength: float, exclude: list[nn.Parameter] | None = None) -> None:
-    """Add the modified orthogonal regularization's gradient to every weight with 2+ dims.
-
-    For W reshaped to (out, -1): ``grad += strength * 2 (W W^T * (1 - I)) W``, the gradient of
-    ``strength * ||W W^T * (1 - I)||_F^2 / 2`` (the official ``utils.ortho``).
-    """
-    skip = {id(p) for p in exclude or []}
-    for p in module.parameters():
-        if p.dim() < 2 or id(p) in skip or p.grad is None:
-            continue
-        w = p.reshape(p.shape[0], -1)
-        gram = w @ w.t()
-        gram.fill_diagonal_(0.0)
-        p.grad.add_((2 * gram @ w).reshape(p.shape), alpha=strength)
-
-
 def class_labels(batch: dict[str, torch.Tensor], n: int) -> torch.Tensor:
     """The batch's labels; an unlabelled dataset (checked at build: a 1-class model) is all class 0."""
     return batch["label"] if "label" in batch else torch.zeros(n, dtype=torch.long)
-
-
-def discriminator_losses(G: nn.Module, D: nn.Module, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
-                         y: torch.Tensor, split_d: bool, precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
-    """D's hinge loss on real images and on fakes G(z, y) made without a graph (the official ``G_D``).
-
-    ``split_d``: two D forwards (fake, then real) instead of one on the concatenated batch."""
-    with torch.no_grad(), precision.autocast():
-        fake = G(z, y)
-    with precision.autocast():
-        if split_d:
-            d_fake, d_real = D(fake, y), D(real, labels)
-        else:
-            out = D(torch.cat([fake, real]), torch.cat([y, labels]))
-            d_fake, d_real = out[:len(fake)], out[len(fake):]
-    return discriminator_loss_parts(d_real, d_fake, "hinge")
 
 
 def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
@@ -128,11 +94,9 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
         loss_real, loss_fake = discriminator_losses(G, D, real, labels, z, y, r.split_d, prec)
         return loss_real + loss_fake, {"loss_real": loss_real.detach(), "loss_fake": loss_fake.detach()}
 
-    def g_step(batch):
+    def g_step(_):
         z, y = ctx.randn(g_batch, G.dim_z), ctx.randint(m.num_classes, g_batch)
-        with prec.autocast():
-            out = D(G(z, y), y)
-        return generator_loss(out, "hinge"), {}
+        return compute_g_loss(G, D, z, y, prec), {}
 
     def ortho(net: nn.Module, strength: float, exclude: list[nn.Parameter]) -> Callable[[], None] | None:
         return (lambda: add_ortho_gradient(net, strength, exclude)) if strength > 0 else None
@@ -154,7 +118,7 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
         networks={"G": G, "D": D}, optimizers={"G": opt_g, "D": opt_d},
         phases=[Phase("D", "D", d_step, repeats=r.num_d_steps, accumulations=r.num_d_accumulations,
                       before_step=ortho(D, r.d_ortho, [])),
-                Phase("G", "G", g_step, needs_batch=False, accumulations=r.num_g_accumulations,
+                Phase("G", "G", g_step, takes="nothing", accumulations=r.num_g_accumulations,
                       before_step=ortho(G, r.g_ortho, list(G.shared.parameters())))],
         ema_averages_buffers=True, extra_samples=sheets if r.sample_sheets else None,
         prepare_sampler=with_standing_stats if r.standing_stats else None)

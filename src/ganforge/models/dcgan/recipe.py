@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 
 from ganforge.config import ConfigError, RunConfig, non_negative, positive
-from ganforge.losses import discriminator_loss, generator_loss, gradient_penalty
+from ganforge.models.dcgan.losses import compute_d_loss, compute_g_loss
 from ganforge.models.dcgan.networks import DcganDiscriminator, DcganGenerator, DcganModelConfig
 from ganforge.train.phases import Phase, Recipe, RecipeContext
 
@@ -56,33 +56,16 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
     prec, n = ctx.precision, ctx.local_batch
 
     def d_step(batch):
-        real = ctx.images(batch)
-        z = ctx.randn(n, m.z_dim)
-        with torch.no_grad(), prec.autocast():  # the D update needs no graph through G
-            fake = G(z)
-        with prec.autocast():
-            d_real, d_fake = D(real), D(fake)
-        loss = discriminator_loss(d_real, d_fake, r.loss)
-        parts = {"real": d_real.float().mean(), "fake": d_fake.float().mean()}
-        if r.gp_lambda > 0:
-            alpha = ctx.rand(n, 1, 1, 1)
-            with prec.penalty():
-                gp = gradient_penalty(D, real.float(), fake.float(), alpha)
-            loss = loss + r.gp_lambda * gp
-            parts["gp"] = gp.detach()
-        if r.loss == "wgan":
-            parts["wasserstein"] = (parts["real"] - parts["fake"]).detach()
-        return loss, parts
+        real, z = ctx.images(batch), ctx.randn(n, m.z_dim)
+        alpha = ctx.rand(n, 1, 1, 1) if r.gp_lambda > 0 else None
+        return compute_d_loss(G, D, real, z, alpha, r.loss, r.gp_lambda, prec)
 
-    def g_step(batch):
-        z = ctx.randn(n, m.z_dim)
-        with prec.autocast():
-            out = D(G(z))
-        return generator_loss(out, r.loss), {}
+    def g_step(_):
+        return compute_g_loss(G, D, ctx.randn(n, m.z_dim), r.loss, prec), {}
 
     return Recipe(networks={"G": G, "D": D}, optimizers={"G": opt_g, "D": opt_d},
                   phases=[Phase("D", "D", d_step, repeats=r.n_critic),
-                          Phase("G", "G", g_step, needs_batch=False)],
+                          Phase("G", "G", g_step, takes="nothing")],
                   twice_differentiated=("D",) if r.gp_lambda > 0 else ())
 
 

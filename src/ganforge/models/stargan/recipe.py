@@ -22,15 +22,14 @@ Learning-rate decay (``recipe.lr_decay``):
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 
 from ganforge.config import ConfigError, RunConfig, non_negative, positive
-from ganforge.losses import gradient_penalty
 from ganforge.models.stargan.labels import conditioning_for_dataset
+from ganforge.models.stargan.losses import CriticInputs, compute_d_loss, compute_g_loss
 from ganforge.models.stargan.networks import StarganDiscriminator, StarganGenerator, StarganModelConfig
 from ganforge.models.stargan.translate import translation_grid
 from ganforge.train.phases import Phase, Recipe, RecipeContext
@@ -87,45 +86,23 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
     def phases_of(k: int) -> list[Phase]:
         """The D and G updates on dataset ``k``'s images (its slice of D's class logits)."""
         part = cond.parts[k]
-        # The batches of the critic update just made, for the generator update that follows it.
-        last: deque = deque(maxlen=tr.grad_accum)
 
-        def d_step(batch):
+        def critic_inputs(batch) -> CriticInputs:
             x = ctx.images(batch, part.image_key)
             label_org = batch[part.label_key].to(ctx.device, non_blocking=True)
             label_trg = label_org[ctx.randperm(n)]
-            c_org, c_trg = cond.condition(k, label_org), cond.condition(k, label_trg)
-            with prec.autocast():
-                src_real, cls_real = D(x)
-            with torch.no_grad(), prec.autocast():
-                fake = G(x, c_trg)
-            with prec.autocast():
-                src_fake, _ = D(fake)
-            loss_real, loss_fake = -src_real.float().mean(), src_fake.float().mean()
-            loss_cls = part.space.classification_loss(cond.logits(k, cls_real), label_org)
-            alpha = ctx.rand(n, 1, 1, 1)
-            with prec.penalty():
-                gp = gradient_penalty(lambda h: D(h)[0], x.float(), fake.float(), alpha)
-            last.append((x, label_trg, c_org, c_trg))
-            loss = loss_real + loss_fake + r.lambda_cls * loss_cls + r.lambda_gp * gp
-            return loss, {"real": loss_real.detach(), "fake": loss_fake.detach(), "cls": loss_cls.detach(),
-                          "gp": gp.detach()}
+            return CriticInputs(x=x, label_org=label_org, label_trg=label_trg, c_org=cond.condition(k, label_org),
+                                c_trg=cond.condition(k, label_trg), alpha=ctx.rand(n, 1, 1, 1))
 
-        def g_step(_):
-            x, label_trg, c_org, c_trg = last.popleft()
-            with prec.autocast():
-                fake = G(x, c_trg)
-                src, cls = D(fake)
-                reconstructed = G(fake, c_org)
-            loss_fake = -src.float().mean()
-            loss_cls = part.space.classification_loss(cond.logits(k, cls), label_trg)
-            loss_rec = (x.float() - reconstructed.float()).abs().mean()
-            loss = loss_fake + r.lambda_rec * loss_rec + r.lambda_cls * loss_cls
-            return loss, {"fake": loss_fake.detach(), "rec": loss_rec.detach(), "cls": loss_cls.detach()}
+        def classification(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return part.space.classification_loss(cond.logits(k, logits), labels)
 
-        suffix = f"_{part.name}" if cond.joint else ""  # D_celeba, G_celeba, D_rafd, G_rafd
-        return [Phase(f"D{suffix}", "D", d_step, repeats=r.n_critic),
-                Phase(f"G{suffix}", "G", g_step, needs_batch=False)]
+        d, g = (f"{net}_{part.name}" if cond.joint else net for net in ("D", "G"))  # D_celeba, G_celeba, ...
+        # G updates on the batches of the critic update just made, as the official loop.
+        return [Phase(d, "D", lambda x: compute_d_loss(G, D, x, classification, r.lambda_cls, r.lambda_gp, prec),
+                      repeats=r.n_critic, prepare=critic_inputs),
+                Phase(g, "G", lambda x: compute_g_loss(G, D, x, classification, r.lambda_cls, r.lambda_rec, prec),
+                      takes=d)]
 
     def schedule(step: int) -> float:
         if r.lr_decay == "official_code":

@@ -28,14 +28,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from ganforge.config import ConfigError, RunConfig, non_negative, positive
 from ganforge.data.domains import DomainTrainingPairs
 from ganforge.models.starganv2.networks import Discriminator, Starganv2ModelConfig
 from ganforge.models.starganv2.translator import Starganv2Translator, he_init, load_fan_weights
-from ganforge.runtime.precision import at_least_fp32
-from ganforge.train.phases import Phase, Recipe, RecipeContext, StepBatches
+from ganforge.models.starganv2.losses import IterationInputs, compute_d_loss, compute_g_loss, diversity_weight
+from ganforge.train.phases import Phase, Recipe, RecipeContext
 
 
 @dataclass
@@ -56,31 +55,9 @@ class Starganv2RecipeConfig:
     sample_latents: int = positive(2)  # latent codes per domain in the latent-guided grid
 
 
-def diversity_weight(step: int, lambda_ds: float, ds_iter: int) -> float:
-    """The official ``lambda_ds`` during (0-based) step ``step``: linear from ``lambda_ds`` to zero at
-    ``ds_iter``, then zero."""
-    return lambda_ds * max(0.0, 1.0 - step / ds_iter)
-
-
-def adversarial_loss(logits: torch.Tensor, target: float) -> torch.Tensor:
-    """Non-saturating BCE against 1 (real) or 0 (fake), in fp32 (or float64)."""
-    logits = at_least_fp32(logits)
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
-
-
-def r1_penalty(d_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Zero-centred gradient penalty on real images: 0.5 * mean over the batch of |dD/dx|^2."""
-    (grad,) = torch.autograd.grad(d_out.sum(), x, create_graph=True)
-    return 0.5 * at_least_fp32(grad).pow(2).flatten(1).sum(1).mean(0)
-
-
-def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
-    """Networks (he-initialized), optimizers and the four phases of an official iteration."""
-    m, r, tr = cfg.model, cfg.recipe, cfg.train
-    data = ctx.dataset
-    if data.num_classes != m.num_domains:
-        raise ConfigError(f"the data has {data.num_classes} domains ({', '.join(getattr(data, 'domains', []))}): set "
-                          f"model.num_domains={data.num_classes} (the config has {m.num_domains})")
+def build_networks(m: Starganv2ModelConfig, r: Starganv2RecipeConfig) -> tuple[Starganv2Translator, Discriminator]:
+    """The translator (G, F, E and the FAN) and D, he-initialized as the official code; the FAN's weights
+    from ``recipe.fan_weights``."""
     T = Starganv2Translator(m)
     for net in (T.generator, T.mapping_network, T.style_encoder):
         he_init(net)
@@ -91,64 +68,46 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
         load_fan_weights(T.fan, r.fan_weights)
     D = Discriminator(m)
     he_init(D)
-    T, D = ctx.place(T), ctx.place(D)
+    return T, D
+
+
+def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
+    """Networks (he-initialized), optimizers and the four phases of an official iteration."""
+    m, r, tr = cfg.model, cfg.recipe, cfg.train
+    data = ctx.dataset
+    if data.num_classes != m.num_domains:
+        raise ConfigError(f"the data has {data.num_classes} domains ({', '.join(getattr(data, 'domains', []))}): set "
+                          f"model.num_domains={data.num_classes} (the config has {m.num_domains})")
+    T, D = (ctx.place(net) for net in build_networks(m, r))
     adam = {"betas": r.betas, "weight_decay": r.weight_decay}
     opt_g = torch.optim.Adam([{"params": T.generator.parameters(), "lr": r.lr},
                               {"params": T.mapping_network.parameters(), "lr": r.f_lr},
                               {"params": T.style_encoder.parameters(), "lr": r.lr}], **adam)
     opt_d = torch.optim.Adam(D.parameters(), lr=r.lr, **adam)
     prec, n = ctx.precision, ctx.local_batch
-    batches = StepBatches(tr.grad_accum)
 
-    def style(x: dict, guide: str, second: bool = False) -> torch.Tensor:
-        if guide == "latent":
-            return T.mapping_network(x["z2" if second else "z"], x["y_trg"])
-        return T.style_encoder(x["ref2" if second else "ref"], x["y_trg"])
-
-    def d_loss(x: dict, guide: str):
-        real = x["x"].detach().requires_grad_()
-        with prec.penalty():  # R1: fp32 as the official code, unless runtime.penalty_precision=autocast
-            out = D(real, x["y"])
-            loss_real = adversarial_loss(out, 1.0)
-            reg = r1_penalty(out, real)
-        with torch.no_grad(), prec.autocast():
-            fake = T.generator(x["x"], style(x, guide), x["masks"])
-        with prec.autocast():
-            loss_fake = adversarial_loss(D(fake, x["y_trg"]), 0.0)
-        loss = loss_real + loss_fake + r.lambda_reg * reg
-        return loss, {"real": loss_real.detach(), "fake": loss_fake.detach(), "reg": reg.detach()}
-
-    def g_loss(x: dict, guide: str):
-        lambda_ds = diversity_weight(ctx.step, r.lambda_ds, r.ds_iter)
-        with prec.autocast():
-            s_trg = style(x, guide)
-            fake = T.generator(x["x"], s_trg, x["masks"])
-            loss_adv = adversarial_loss(D(fake, x["y_trg"]), 1.0)
-            loss_sty = (at_least_fp32(T.style_encoder(fake, x["y_trg"])) - at_least_fp32(s_trg)).abs().mean()
-            fake2 = T.generator(x["x"], style(x, guide, second=True), x["masks"]).detach()
-            loss_ds = (at_least_fp32(fake) - at_least_fp32(fake2)).abs().mean()
-            rec = T.generator(fake, T.style_encoder(x["x"], x["y"]), T.masks(fake))
-            loss_cyc = (at_least_fp32(rec) - at_least_fp32(x["x"])).abs().mean()
-        loss = loss_adv + r.lambda_sty * loss_sty - lambda_ds * loss_ds + r.lambda_cyc * loss_cyc
-        return loss, {"adv": loss_adv.detach(), "sty": loss_sty.detach(), "ds": loss_ds.detach(),
-                      "cyc": loss_cyc.detach(), "lambda_ds": torch.tensor(lambda_ds)}
-
-    def d_latent(batch):
+    def iteration_inputs(batch: dict) -> IterationInputs:
         dev = ctx.device
-        x = {"x": ctx.images(batch), "y": batch["label"].to(dev), "ref": ctx.images(batch, "ref"),
-             "ref2": ctx.images(batch, "ref2"), "y_trg": batch["ref_label"].to(dev),
-             "z": ctx.randn(n, m.latent_dim), "z2": ctx.randn(n, m.latent_dim)}
-        x["masks"] = T.masks(x["x"])  # once per iteration, as the official loop
-        batches.add(x)
-        return d_loss(x, "latent")
+        x = ctx.images(batch)
+        return IterationInputs(x=x, y=batch["label"].to(dev), ref=ctx.images(batch, "ref"),
+                               ref2=ctx.images(batch, "ref2"), y_trg=batch["ref_label"].to(dev),
+                               z=ctx.randn(n, m.latent_dim), z2=ctx.randn(n, m.latent_dim),
+                               masks=T.masks(x))  # once per iteration, as the official loop
 
+    def d_loss(guide: str):
+        return lambda x: compute_d_loss(T, D, x, guide, r.lambda_reg, prec)
+
+    def g_loss(guide: str):
+        return lambda x: compute_g_loss(T, D, x, guide, r.lambda_sty, diversity_weight(ctx.step, r.lambda_ds, r.ds_iter),
+                                        r.lambda_cyc, prec)
+
+    # One iteration's inputs, drawn by D_latent and handed on to the three updates after it.
     phases = [
-        Phase("D_latent", "D", d_latent),
-        Phase("D_ref", "D", lambda _: d_loss(batches.next("D_ref"), "reference"), needs_batch=False),
-        Phase("G_latent", "G", lambda _: g_loss(batches.next("G_latent"), "latent"), needs_batch=False,
+        Phase("D_latent", "D", d_loss("latent"), prepare=iteration_inputs),
+        Phase("D_ref", "D", d_loss("reference"), takes="D_latent"),
+        Phase("G_latent", "G", g_loss("latent"), takes="D_latent",
               submodules=("generator", "mapping_network", "style_encoder")),
-        Phase("G_ref", "G", lambda _: g_loss(batches.next("G_ref"), "reference"), needs_batch=False,
-              submodules=("generator",)),
+        Phase("G_ref", "G", g_loss("reference"), takes="D_latent", submodules=("generator",)),
     ]
 
     fixed = _fixed_images(data, r.sample_images)

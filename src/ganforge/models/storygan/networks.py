@@ -75,11 +75,6 @@ def conv3x3(cin: int, cout: int) -> nn.Conv2d:
     return Conv2d(cin, cout, 3, 1, 1, bias=False)
 
 
-def kl_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)), averaged over every element, as the official ``KL_loss``."""
-    return -0.5 * torch.mean(1 + logvar - mu.pow(2) - logvar.exp())
-
-
 class ConditioningAugmentation(nn.Module):
     """Official ``CA_NET``: mu and log-variance from ReLU(linear(text)), then reparametrization."""
 

@@ -18,9 +18,7 @@ random story with its description, its story's mean description and its labels (
   (20), an epoch being ``len(stories) // story batch`` steps (the official loader drops the last
   partial batch). Snapshots every ``snapshot_epochs`` epochs are ``train.ckpt_every`` in steps.
 
-The losses use the D's pre-sigmoid scores with BCE-with-logits: the official ``BCELoss`` on
-sigmoid outputs is the same function (it clamps log at -100 where the logits form has no limit), and
-it is the one that autocast allows in bf16/fp16.
+The losses are in ``losses.py``.
 """
 
 from __future__ import annotations
@@ -31,13 +29,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from ganforge.config import ConfigError, RunConfig, non_negative, positive
+from ganforge.models.storygan.losses import discriminator_loss, story_generator_loss
 from ganforge.models.storygan.networks import (GeneratorOutput, ImageDiscriminator, StoryDiscriminator,
-                                               StoryganGenerator, StoryganModelConfig, init_weights, kl_loss)
-from ganforge.train.phases import Phase, Recipe, RecipeContext, StepBatches
+                                               StoryganGenerator, StoryganModelConfig, init_weights)
+from ganforge.train.phases import Phase, Recipe, RecipeContext
 
 
 @dataclass
@@ -84,47 +81,17 @@ class StoryTrainingView:
         return item
 
 
-def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
-    logits = logits.float()
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
-
-
-def discriminator_loss(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, condition: torch.Tensor,
-                       labels: torch.Tensor | None, category_weight: float, autocast: Any
-                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Official ``compute_discriminator_loss`` (no unconditional logits, as both StoryGAN D's)."""
-    cond = condition.detach()
-    with autocast():
-        real_features = D(real)
-        fake_features = D(fake.detach())
-        real_logits = D.get_cond_logits.logits(real_features, cond)
-        wrong_logits = D.get_cond_logits.logits(real_features[:-1], cond[1:])
-        fake_logits = D.get_cond_logits.logits(fake_features, cond)
-    err_real, err_wrong, err_fake = _bce(real_logits, 1.0), _bce(wrong_logits, 0.0), _bce(fake_logits, 0.0)
-    loss = err_real + (err_fake + err_wrong) * 0.5
-    parts = {"real": err_real.detach(), "wrong": err_wrong.detach(), "fake": err_fake.detach()}
-    if labels is not None:
-        with autocast():
-            categories = D.categories(real_features)
-        err_cat = F.multilabel_soft_margin_loss(categories.float(), labels)
-        loss = loss + category_weight * err_cat
-        parts["category"] = err_cat.detach()
-    return loss, parts
-
-
-def generator_loss(D: nn.Module, fake: torch.Tensor, condition: torch.Tensor, labels: torch.Tensor | None,
-                   category_weight: float, autocast: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Official ``compute_generator_loss``: (adversarial + weighted category loss, category loss)."""
-    with autocast():
-        features = D(fake)
-        logits = D.get_cond_logits.logits(features, condition.detach())
-    loss = _bce(logits, 1.0)
-    if labels is None:
-        return loss, None
-    with autocast():
-        categories = D.categories(features)
-    err_cat = F.multilabel_soft_margin_loss(categories.float(), labels)
-    return loss + category_weight * err_cat, err_cat
+def micro_batch(batch: dict[str, torch.Tensor], image_batch: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """The stories and descriptions of a micro-batch, and the first ``image_batch`` of its image samples
+    (each story item carries ``frames`` of them), on ``device``."""
+    take = {k: batch[k].flatten(0, 1)[:image_batch]
+            for k in ("frame_images", "frame_descriptions", "frame_contents", "frame_labels")}
+    return {"stories": batch["images"].to(device, non_blocking=True),
+            "descriptions": batch["descriptions"].to(device, non_blocking=True),
+            "images": take["frame_images"].to(device, non_blocking=True),
+            "image_descriptions": take["frame_descriptions"].to(device, non_blocking=True),
+            "image_contents": take["frame_contents"].to(device, non_blocking=True),
+            "image_labels": take["frame_labels"].to(device, non_blocking=True)}
 
 
 def steps_per_epoch(stories: int, story_batch: int) -> int:
@@ -154,55 +121,33 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
     frames = math.ceil(image_batch / n)
     autocast = prec.autocast
 
-    # The inputs (and fakes) of the step's micro-batches: D_im fills it, D_st and G read it in order.
-    step_batches = StepBatches(tr.grad_accum)
-
-    def inputs_of(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        dev = ctx.device
-        # (n, frames, ...) image samples -> this micro-batch's first image_batch of them
-        take = {k: batch[k].flatten(0, 1)[:image_batch]
-                for k in ("frame_images", "frame_descriptions", "frame_contents", "frame_labels")}
-        return {"stories": batch["images"].to(dev, non_blocking=True),
-                "descriptions": batch["descriptions"].to(dev, non_blocking=True),
-                "images": take["frame_images"].to(dev, non_blocking=True),
-                "image_descriptions": take["frame_descriptions"].to(dev, non_blocking=True),
-                "image_contents": take["frame_contents"].to(dev, non_blocking=True),
-                "image_labels": take["frame_labels"].to(dev, non_blocking=True)}
-
     def draw(x: dict[str, torch.Tensor]) -> tuple[GeneratorOutput, GeneratorOutput]:
         """Fake image batch and fake stories with fresh noise (official: sample_images, sample_videos)."""
-        m_img = len(x["images"])
         with autocast():
-            im = G.image(x["image_descriptions"], x["image_contents"], ctx.randn(m_img, m.noise_dim))
+            im = G.image(x["image_descriptions"], x["image_contents"], ctx.randn(len(x["images"]), m.noise_dim))
             st = G.story(x["descriptions"], ctx.randn(n, m.video_len, m.noise_dim))
         return im, st
 
-    def d_image(batch):
-        x = inputs_of(batch)
+    def step_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A micro-batch's stories and image samples on the device, and the step's fakes, drawn once."""
+        x = micro_batch(batch, image_batch, ctx.device)
         with torch.no_grad():  # the official fakes are detached before D sees them
             im, st = draw(x)
         x["fake_images"], x["image_condition"] = im.images, im.condition
         x["fake_stories"], x["story_condition"] = st.images, st.condition
-        step_batches.add(x)
+        return x
+
+    def d_image(x):
         return discriminator_loss(D_im, x["images"], x["fake_images"], x["image_condition"], x["image_labels"],
                                   r.category_weight_d, autocast)
 
-    def d_story(_):
-        x = step_batches.next("D_st")
+    def d_story(x):
         return discriminator_loss(D_st, x["stories"], x["fake_stories"], x["story_condition"], None, 0.0, autocast)
 
-    def g_step(_):
-        x = step_batches.next("G")
+    def g_step(x):
         im, st = draw(x)
-        im_err, im_cat = generator_loss(D_im, im.images, im.condition, x["image_labels"], r.category_weight_g, autocast)
-        st_err, _ = generator_loss(D_st, st.images, st.condition, None, 0.0, autocast)
-        kl = kl_loss(im.kl_mu.float(), im.kl_logvar.float()) + r.story_weight * kl_loss(st.kl_mu.float(),
-                                                                                       st.kl_logvar.float())
-        loss = im_err + r.story_weight * st_err + r.kl_weight * kl
-        parts = {"image": im_err.detach(), "story": st_err.detach(), "kl": kl.detach()}
-        if im_cat is not None:
-            parts["category"] = im_cat.detach()
-        return loss, parts
+        return story_generator_loss(D_im, D_st, im, st, x["image_labels"], r.category_weight_g, r.story_weight,
+                                    r.kl_weight, autocast)
 
     epoch_steps = steps_per_epoch(len(data), tr.batch_size)
 
@@ -225,8 +170,9 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
             fake = net(fixed_descriptions.to(ctx.device), fixed_noise.to(ctx.device)).float().cpu()
         return story_strips(fake, fixed_truth)
 
-    phases = [Phase("D_im", "D_im", d_image), Phase("D_st", "D_st", d_story, needs_batch=False),
-              Phase("G", "G", g_step, repeats=r.g_updates, needs_batch=False)]
+    # The step's inputs and fakes, drawn by D_im and handed on to D_st and G.
+    phases = [Phase("D_im", "D_im", d_image, prepare=step_inputs), Phase("D_st", "D_st", d_story, takes="D_im"),
+              Phase("G", "G", g_step, repeats=r.g_updates, takes="D_im")]
     return Recipe(networks={"G": G, "D_im": D_im, "D_st": D_st}, optimizers=opt, phases=phases,
                   lr_schedule=schedule, sample=sample, train_data=StoryTrainingView(data, frames))
 
