@@ -1,5 +1,5 @@
 #!/bin/bash
-# One short GPU session's measurements (issue 8 item 4 and issue 7), in the order of their value, each
+# One short GPU lease's measurements (GPU training speed, then StoryGAN at the official width), in the order of their value, each
 # part time-boxed so that a lease of about 10 minutes returns every part it reached.
 #
 #   OUT=/tmp/out bash benchmarks/gpu_check.sh [SECONDS]      # from the repository root; default 540

@@ -1,4 +1,4 @@
-"""Training speed of every family at the official code's default architecture and batch (issue 8).
+"""Training speed of every family at the official code's default architecture and batch.
 
 Not a test. Each row is ``ganforge bench`` on a shipped preset whose architecture and batch are the
 official defaults, fed by the built-in shapes data at the same image size (no download, and the data
@@ -31,7 +31,7 @@ CASES: dict[str, tuple[str, list[str]]] = {
     # yunjey/stargan defaults: 128 px, c_dim 5, 64 filters, 6 residual blocks, 6 D convs, batch 16, n_critic 5.
     "stargan": ("stargan/celeba", ["data.name=shapes", "data.view=attributes", "data.crop_size=null",
                                    "data.selected_attrs=[Red,Green,Blue,Large,Light_Background]"]),
-    # clovaai/stargan-v2 AFHQ configuration at 128 px (the size issue 8 measures), batch 8, w_hpf 0.
+    # clovaai/stargan-v2 AFHQ configuration at 128 px (the size the speed table measures), batch 8, w_hpf 0.
     "starganv2": ("starganv2/afhq", ["data.name=shapes", "data.view=domains", "model.image_size=128",
                                      "data.image_size=128"]),
     # BigGAN-PyTorch's CIFAR script: 32 px, ch 64, batch 50, 4 D steps per G step. The shapes class

@@ -1,4 +1,4 @@
-"""Can StoryGAN's generator draw the shapes stories at all? A capacity probe for issue 7.
+"""Can StoryGAN's generator draw the shapes stories at all? A capacity probe for its shapes target.
 
 Not a test, and not StoryGAN training. The ``storygan/shapes`` generator (any width: ``--gf``) is
 fitted by plain regression, L1 between its frames and the ground-truth frames of the same
@@ -8,7 +8,7 @@ count_acc, in_place, ssim; ``--n`` training descriptions, fixed noise).
 
 The descriptions fix every object (shape, colour, size, position) but not the background's gray
 level, so the regression target is deterministic up to the background, which the oracle ignores.
-If the regression reaches the 80% object accuracy that issue 7 asks of the GAN, the generator at
+If the regression reaches the 80% object accuracy targeted for the GAN, the generator at
 that width has the capacity, and what holds the GAN back is its training; if the regression
 stalls below it, the width itself is too small.
 
