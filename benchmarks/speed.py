@@ -29,7 +29,7 @@ from pathlib import Path
 # name -> (preset, overrides that swap in the built-in shapes data without touching the networks)
 CASES: dict[str, tuple[str, list[str]]] = {
     # yunjey/stargan defaults: 128 px, c_dim 5, 64 filters, 6 residual blocks, 6 D convs, batch 16, n_critic 5.
-    "stargan": ("stargan/celeba", ["data.name=shapes", "data.view=attributes", "data.crop_size=null",
+    "stargan": ("stargan/celeba", ["data.name=shapes", "data.view=attributes",
                                    "data.selected_attrs=[Red,Green,Blue,Large,Light_Background]"]),
     # clovaai/stargan-v2 AFHQ configuration at 128 px (the size the speed table measures), batch 8, w_hpf 0.
     "starganv2": ("starganv2/afhq", ["data.name=shapes", "data.view=domains", "model.image_size=128",

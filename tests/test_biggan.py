@@ -115,6 +115,7 @@ def test_imported_run_resumes_with_the_official_optimizer_state(tmp_path):
     assert float(adam) == 4.0  # 3 official Adam steps + 1 here: the state was imported, not recreated
 
 
+@pytest.mark.slow
 def test_import_errors_name_the_file(tmp_path, capsys):
     with pytest.raises(CheckpointError, match="G.pth or G_ema.pth"):
         import_official(tmp_path / "model.ckpt", tmp_path / "out")
@@ -132,6 +133,7 @@ class _Payload:
         return (open, (str(self.marker), "w"))
 
 
+@pytest.mark.slow
 def test_import_never_runs_code_from_a_file(tmp_path):
     marker = tmp_path / "pwned"
     folder = tmp_path / "weights"
@@ -315,6 +317,7 @@ def test_training_writes_the_official_sample_sheets(biggan_run):
     assert Image.open(biggan_run / "samples" / "interpZ-step-00000004.png").size == (10 * 34 + 2, 16 * 34 + 2)
 
 
+@pytest.mark.slow
 def test_training_resumes_bit_for_bit(biggan_run, tmp_path):
     train(load_config("biggan/shapes", tiny(tmp_path, **{"train.steps": 2, "train.ema.enabled": True})))
     resume(tmp_path / "run", ["train.steps=4"])
@@ -404,6 +407,7 @@ def test_sample_verb_modes(biggan_run, tmp_path, capsys):
     assert "outside 0..17" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_export_takes_noise_and_classes(biggan_run, tmp_path):
     check_exports(biggan_run, 1, tmp_path, atol=1e-4)
 
@@ -454,6 +458,7 @@ def test_hdf5_reads_biggan_packs(tmp_path):
         assert torch.allclose(item["image"], expect, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cifar10_preset_trains_on_a_cifar_format_folder(tmp_path):
     from ganforge.data.cifar import write_cifar
 

@@ -101,3 +101,21 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
 def test_every_shipped_preset_is_valid(preset):
     cfg = load_config(preset)
     assert cfg.model.image_size == cfg.data.image_size
+
+
+def test_a_data_key_the_dataset_does_not_read_is_an_error_naming_its_keys():
+    with pytest.raises(ConfigError, match=r"data\.crop_size: dataset 'shapes' does not read it\. Its keys: "
+                                          r"channels, crop_prob, .*view"):
+        load_config("wgan_gp/shapes", ["data.crop_size=178"])
+    with pytest.raises(ConfigError, match=r"data\.view: dataset 'image_folder' does not read it.*classes, crop, "):
+        load_config("wgan_gp/image_folder", ["data.view=class"])
+
+
+def test_switching_the_dataset_drops_the_presets_keys_the_new_one_does_not_read():
+    cfg = load_config("stargan/celeba", ["data.name=shapes", "data.view=attributes",
+                                         "data.selected_attrs=[Red,Green,Blue,Large,Light_Background]"])
+    assert type(cfg.data).__name__ == "ShapesConfig" and cfg.data.view == "attributes"
+    assert not hasattr(cfg.data, "crop_size")  # the preset's celeba crop went with celeba
+    with pytest.raises(ConfigError, match=r"data\.crop_size: dataset 'shapes' does not read it"):
+        load_config("stargan/celeba", ["data.name=shapes", "data.view=attributes", "data.crop_size=178",
+                                       "data.selected_attrs=[Red]"])  # but one typed now is checked

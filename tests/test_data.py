@@ -9,8 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge.config import DataConfig
-from ganforge.data import BatchStream, build_dataset, write_dataset
+from ganforge.data import BatchStream, build_dataset, data_config, write_dataset
 from ganforge.data import image_folder as image_folder_module
 from ganforge.data.cifar import CifarDataset, write_cifar
 from ganforge.data.hdf5 import HDF5Dataset, pack_hdf5
@@ -188,7 +187,7 @@ def test_empty_and_missing_folders_are_clear_errors(tmp_path):
     with pytest.raises(DataError, match="1 unreadable file"):
         build_index(tmp_path)
     with pytest.raises(DataError, match="data.path is required"):
-        build_dataset(DataConfig(name="image_folder"))
+        build_dataset(data_config("image_folder"))
 
 
 def test_class_subfolders_become_labels(tmp_path):
@@ -292,8 +291,8 @@ def test_shapes_written_in_each_format_reads_back(tmp_path, fmt):
     src = ShapesDataset(length=10, image_size=32, view="class")
     out = tmp_path / ("s.h5" if fmt == "hdf5" else "s")
     write_dataset(src, fmt, out, progress=False)
-    name = {"image_folder": "image_folder", "cifar": "cifar", "hdf5": "hdf5"}[fmt]
-    ds = build_dataset(DataConfig(name=name, path=str(out), image_size=32, classes=True, view="class"))
+    labels = {"hdf5": {}}.get(fmt, {"classes": True})  # hdf5 packs keep their labels
+    ds = build_dataset(data_config(fmt, path=str(out), image_size=32, **labels))
     assert len(ds) == 10 and ds.num_classes >= 1
     labels = sorted(int(ds.get(i)["label"]) for i in range(10))
     if fmt != "image_folder":  # image_folder renumbers the present classes

@@ -147,6 +147,7 @@ def test_import_checks_hash_keys_and_pickles(empty_weight_dirs, random_inception
         import_weights(wrong)
 
 
+@pytest.mark.slow
 def test_inception_pipeline_end_to_end_with_calibrated_random_weights(random_inception_file):
     """The whole FID/IS/KID/PR/DC path with a random Inception whose BatchNorm statistics are
     calibrated first: real-vs-real must beat real-vs-noise on every distance."""

@@ -81,6 +81,7 @@ def test_improved_wgan_networks_give_the_official_outputs():
     assert (fake.abs() < 0.9).float().mean() > 0.5  # not a saturated tanh that would hide differences
 
 
+@pytest.mark.slow
 def test_improved_wgan_preset_trains_in_bf16_with_a_bf16_penalty_and_exports(tmp_path):
     # The wgan_gp/imagenet64 networks at a unit-test size, with both speed settings of a bf16 CPU run.
     from ganforge.train.trainer import train

@@ -228,7 +228,7 @@ def test_spawn_workers_read_paths_with_spaces_and_non_ascii(tmp_path):
 
 @pytest.mark.skipif(not hasattr(signal, "alarm"), reason="POSIX only: Windows has no SIGALRM")
 def test_a_workers_sigterm_grace_counts_from_the_first_sigterm(monkeypatch):
-    import ganforge.data as data
+    import ganforge.data.loader as data
 
     monkeypatch.setattr(data, "WORKER_SIGTERM_GRACE_S", 100)
     try:

@@ -173,12 +173,14 @@ def test_shapes_attributes_view():
     assert all(ds.scene(i).objects == cls.scene(i).objects for i in range(50))
 
 
-def tiny(tmp_path, **extra):
+def tiny(tmp_path, shapes: bool = True, **extra):
     # 32 px, fp32, contiguous: small and exact whatever size and precision the preset trains at
+    # (data.length is a key of the shapes data only)
     return short_run(tmp_path, {"model.g_conv_dim": 8, "model.d_conv_dim": 8, "model.g_repeat_num": 1,
                                 "model.d_repeat_num": 4, "model.image_size": 32, "data.image_size": 32,
-                                "data.length": 64, "recipe.n_critic": 2, "recipe.sample_images": 3,
-                                "runtime.precision": "fp32", "runtime.channels_last": False}, **extra)
+                                **({"data.length": 64} if shapes else {}), "recipe.n_critic": 2,
+                                "recipe.sample_images": 3, "runtime.precision": "fp32", "runtime.channels_last": False},
+                     **extra)
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +225,7 @@ def test_translate_points_other_families_to_their_verb(tmp_path, capsys):
     assert f"does not draw with it. Use `ganforge sample {tmp_path / 'w'}`" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_export_takes_image_and_labels(stargan_run, tmp_path):
     check_exports(stargan_run, 3, tmp_path)
     assert main(["export", str(stargan_run), "--out", str(tmp_path / "st")]) == 0
@@ -264,7 +267,7 @@ def test_translation_metrics_on_shapes(stargan_run, shapes_oracle):
 
 
 def test_celeba_preset_trains_on_a_celeba_format_folder(celeba_folder, tmp_path):
-    cfg = load_config("stargan/celeba", tiny(tmp_path, **{
+    cfg = load_config("stargan/celeba", tiny(tmp_path, shapes=False, **{
         "data.path": str(celeba_folder), "data.crop_size": 40, "data.image_size": 32, "model.image_size": 32,
         "data.selected_attrs": "[Red,Large,Light_Background]", "train.steps": 2}))
     assert cfg.model.c_dim == 3 and cfg.model.labels == ["Red", "Large", "Light_Background"]
@@ -300,7 +303,7 @@ def test_joint_celeba_rafd_training(celeba_folder, tmp_path):
         folder = rafd / ("angry", "happy", "sad")[i % 3]
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(shapes.image_array(i)).save(folder / f"{i}.png")
-    cfg = load_config("stargan/celeba_rafd", tiny(tmp_path, **{
+    cfg = load_config("stargan/celeba_rafd", tiny(tmp_path, shapes=False, **{
         "data.path": str(celeba_folder), "data.rafd_path": str(rafd), "data.crop_size": 40, "data.rafd_crop_size": 48,
         "data.image_size": 32, "model.image_size": 32, "data.selected_attrs": "[Red,Green,Large]",
         "model.c_dim": 8, "model.cls_dim": 6, "train.steps": 2}))
@@ -312,7 +315,7 @@ def test_joint_celeba_rafd_training(celeba_folder, tmp_path):
     assert grid.size == (7 * 34 + 2, 3 * 34 + 2)  # input + 3 CelebA + 3 RaFD columns
     tr = open_translator(tmp_path / "run")
     assert tr.cond.all_names == ("Red", "Green", "Large", "angry", "happy", "sad") and tr.cond.joint
-    bad = load_config("stargan/celeba_rafd", tiny(tmp_path / "b", **{
+    bad = load_config("stargan/celeba_rafd", tiny(tmp_path / "b", shapes=False, **{
         "data.path": str(celeba_folder), "data.rafd_path": str(rafd), "data.crop_size": 40, "data.image_size": 32,
         "model.image_size": 32, "data.selected_attrs": "[Red,Green,Large]"}))
     with pytest.raises(ConfigError, match="model.c_dim=8"):

@@ -49,6 +49,7 @@ def test_fan_has_the_official_parameter_count_and_stays_frozen_in_eval():
     assert not fan.training and not any(m.training for m in fan.modules())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, domains, w_hpf", [("afhq", 3, 0.0), ("celebahq", 2, 1.0)])
 @torch.no_grad()
 def test_outputs_equal_the_official_networks(name, domains, w_hpf):
@@ -72,6 +73,7 @@ def test_outputs_equal_the_official_networks(name, domains, w_hpf):
             nets["G"](x, s, (x[:, :1], x[:, :1]))
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_channels_last_networks_give_the_official_outputs():
     """runtime.channels_last (bf16 convolutions run several times faster so on CPU) keeps the layout
@@ -207,6 +209,7 @@ STEP_CASES = {0.0: (STEP_REFERENCE, [112_643, 3_259_072, 443_728, 419_347]),
               1.0: (STEP_REFERENCE.with_name("starganv2_official_step_hpf1.pt"), [423_139, 3_259_072, 443_728, 419_347])}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("w_hpf", [0.0, 1.0], ids=["afhq_generator", "celeba_hq_generator_with_fan_masks"])
 def test_two_training_iterations_equal_the_official_solver(w_hpf, tmp_path, float64_default):
     """The same weights and inputs through two trainer steps and through two iterations of the official
@@ -269,6 +272,7 @@ def domain_data(tmp_path_factory):
     return _domain_folder(tmp_path_factory.mktemp("domains") / "train", {"female": 3, "male": 5})
 
 
+@pytest.mark.slow
 def test_training_steps_the_official_networks_and_resumes_bit_for_bit(domain_data, tmp_path):
     from PIL import Image
 
@@ -336,6 +340,7 @@ def test_config_errors_name_what_to_change(domain_data, tmp_path):
         load_config("starganv2/afhq", ["data.name=shapes"])
 
 
+@pytest.mark.slow
 def test_fan_weights_load_from_an_official_wing_file_and_reach_training(domain_data, tmp_path):
     fan = FAN()
     fill_by_key_order(fan, 7)
@@ -388,6 +393,7 @@ def _official_files(folder, cfg: Starganv2ModelConfig, iteration: int, prefix: s
     return nets
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, domains, w_hpf, prefix", [("afhq", 3, 0.0, ""), ("celebahq", 2, 1.0, "module.")])
 @torch.no_grad()
 def test_official_checkpoints_import_with_the_official_outputs(name, domains, w_hpf, prefix, tmp_path):
@@ -514,6 +520,7 @@ class _CopyTranslator(torch.nn.Module):
         return None
 
 
+@pytest.mark.slow
 def test_starganv2_evaluation_names_tasks_as_official_and_reads_shapes_with_the_oracle(shapes_oracle):
     from ganforge.data.shapes_domains import ShapesDomainDataset
     from ganforge.metrics.evaluate import EvalError
@@ -601,6 +608,7 @@ def test_imagenet_fid_net_is_the_official_inception_pool(empty_weight_dirs):
         Starganv2Evaluation(data, data, Starganv2EvalConfig(metrics=("fid",), fid_net="imagenet"))
 
 
+@pytest.mark.slow
 def test_evaluation_during_training_is_the_evaluate_verb(tmp_path, capsys):
     # The trainer measures with the family's own evaluation: the logged numbers are what
     # `ganforge evaluate` gives on the same checkpoint (not translations of noise).

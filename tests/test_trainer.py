@@ -26,6 +26,7 @@ def final_state(run_dir):
     return load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 1])
 def test_ctrl_c_then_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path, workers):
     extra = {"train.steps": 8, "train.ckpt_every": 100, "data.num_workers": workers, "train.ema.enabled": True,
@@ -247,6 +248,7 @@ def test_ema_copies_before_start_then_averages():
     assert not any(p.requires_grad for p in ema.parameters())
 
 
+@pytest.mark.slow
 def test_out_of_memory_while_building_says_the_model_does_not_fit(tmp_path, monkeypatch, capsys):
     """An OOM before any batch exists (networks placed on the device) is not blamed on the batch size:
     no probe runs, and the CLI prints the family, the device and what to change, exiting 2."""
@@ -272,6 +274,7 @@ def test_linear_decay_schedule():
     assert [linear_decay(s, 10, 6) for s in (0, 5, 6, 8, 10)] == [1.0, 1.0, 1.0, 0.5, 0.0]
 
 
+@pytest.mark.slow
 def test_out_of_memory_names_the_largest_batch_that_fits(tmp_path, monkeypatch):
     """A device OOM (simulated: more than 2 samples per micro-batch) becomes an error naming the probed
     batch and the accumulation that keeps the effective batch; nothing is written by the probe."""
@@ -335,6 +338,7 @@ def test_optimizer_implementation_is_fused_where_available_and_computes_the_same
     trainer.stream.close()
 
 
+@pytest.mark.slow
 def test_compile_trains_as_eager_and_keeps_penalized_networks_eager(tmp_path):
     """runtime.compile: the WGAN-GP critic, which the gradient penalty differentiates twice, stays
     eager and G is compiled in place (same parameter names, so checkpoints are the plain network's);

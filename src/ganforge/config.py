@@ -50,46 +50,23 @@ def bounded(default: Any, ge: float | None = None, gt: float | None = None, le: 
 
 @dataclass
 class DataConfig:
-    """Where images come from and how they are shaped.
+    """Where images come from: the keys every dataset reads.
 
-    ``name`` picks a registered dataset: ``shapes`` (built-in, procedural), ``image_folder``,
-    ``cifar``, ``hdf5``, ``celeba`` (attribute file), ``rafd`` (one sub-folder per class),
-    ``celeba_rafd`` (both, for StarGAN's joint training), ``clevr_sv`` (StoryGAN's stories). Keys
-    that a dataset does not use are ignored by it. ``root`` is accepted as another name for ``path``.
+    ``name`` picks a registered dataset (``ganforge info`` lists them): ``shapes`` (built-in,
+    procedural), ``image_folder``, ``cifar``, ``hdf5``, ``celeba``, ``rafd``, ``celeba_rafd``,
+    ``domains``, ``clevr_sv``, ``pororo_sv``. Each adds its own keys (its registered config class,
+    ``ganforge.data.configs``); a key the chosen dataset does not use is an error. ``root`` is
+    accepted as another name for ``path``.
     """
 
     name: str = "shapes"
-    path: str | None = None  # folder or file; required by every dataset but `shapes`
     image_size: int = positive(64)
-    channels: Literal[1, 3] = 3
-    # shapes: which labels come along (story: StoryGAN's objects added one per frame; domains: StarGAN
-    # v2's domain = shape, style = color and texture)
-    view: Literal["unconditional", "class", "attributes", "story", "domains"] = "unconditional"
-    length: int = positive(20000)  # shapes: number of distinct images (domains view, split=test: a tenth)
-    max_objects: int = bounded(2, ge=1, le=4)  # shapes: objects per image (unconditional view)
-    classes: bool = False  # image_folder: first-level sub-folders are class labels; cifar: keep the labels
-    crop: Literal["center", "random"] = "center"
-    flip: bool = False  # random horizontal flip
-    in_memory: bool = False  # decode every image once and keep uint8 tensors in RAM
-    strict: bool = False  # fail on the first unreadable file instead of skipping it
-    split: Literal["train", "test", "all"] = "train"  # cifar (train/test), celeba (StarGAN's split)
-    # celeba: the attributes that form the label, the attribute file (default: path/list_attr_celeba.txt)
-    # and StarGAN's test split rule (official: 1,999 test images as the code does; exact: 2,000)
-    # (empty: celeba's official five; the shapes attributes view's five)
-    selected_attrs: list[str] = field(default_factory=list)
-    attr_file: str | None = None
-    test_split: Literal["official", "exact"] = "official"
-    crop_size: int | None = None  # celeba/rafd/image_folder: center crop at full resolution before resizing
-    # celeba_rafd (StarGAN's joint training): the RaFD folder beside data.path's CelebA, and its crop
-    rafd_path: str | None = None
-    rafd_crop_size: int = positive(256)
-    # clevr_sv: the story ids kept, [first, last] inclusive (the official loader's train 100..172 and
-    # test 172..196); empty: every story. shapes story view: frames per story.
-    story_range: list[int] = field(default_factory=list)
-    video_len: int = bounded(4, ge=1, le=4)
-    # domains (StarGAN v2): chance of the random resized crop before the resize, as the official --prob
-    crop_prob: float = bounded(0.5, ge=0.0, le=1.0)
     num_workers: int | Literal["auto"] = "auto"
+
+    @property
+    def image_channels(self) -> int:
+        """Channels of the images the dataset gives: its ``channels`` key, RGB where it has none."""
+        return int(getattr(self, "channels", 3))
 
 
 @dataclass

@@ -7,15 +7,17 @@ family's own config classes and runs every cross-section check before any work s
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
 
-from ganforge.config import ConfigError, RunConfig, RuntimeConfig, apply_overrides, convert, from_dict, load_yaml
+from ganforge.config import (ConfigError, DataConfig, RunConfig, RuntimeConfig, apply_overrides, convert, from_dict,
+                             load_yaml, parse_override)
 from ganforge.metric_names import GENERIC, EvalError, MetricVocabulary
-from ganforge.registry import families, get_family
+from ganforge.registry import families, get_dataset, get_family
 
 
 def shipped_presets() -> dict[str, Path]:
@@ -57,28 +59,67 @@ def read_preset(spec: str | Path) -> dict[str, Any]:
 
 
 def resolve(raw: dict[str, Any]) -> RunConfig:
-    """Validate a raw mapping into a RunConfig with the family's typed sections."""
+    """Validate a raw mapping into a RunConfig with the family's and the dataset's typed sections."""
     raw = dict(raw)
-    data = raw.get("data")
-    if isinstance(data, dict) and "root" in data:  # `data.root` (StoryGAN-style docs) is `data.path`
-        data = raw["data"] = dict(data)
-        root = data.pop("root")
-        if data.get("path") not in (None, root):
-            raise ConfigError(f"data.root={root!r} and data.path={data['path']!r} differ; they name the same "
-                              f"folder, set one")
-        data["path"] = root
     if "family" not in raw:
         raise ConfigError("config: missing required key 'family' (e.g. family: wgan_gp)")
     spec = get_family(raw["family"])
     model = raw.pop("model", None) or {}
     recipe = raw.pop("recipe", None) or {}
+    data = raw.pop("data", None) or {}
     cfg = from_dict(RunConfig, raw)
     cfg.model = convert(model, spec.model_config, "model")
     cfg.recipe = convert(recipe, spec.recipe_config, "recipe")
+    cfg.data = resolve_data(data)
     spec.check(cfg)
     _check_runtime(cfg.runtime)
     _check_eval(cfg, spec.metrics or GENERIC)
     return cfg
+
+
+def resolve_data(data: dict[str, Any]) -> DataConfig:
+    """The ``data`` section typed by the chosen dataset's registered config; a key that dataset does
+    not read is an error naming the dataset and its keys. ``root`` is another name for ``path``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"data: expected a mapping of data keys, got {data!r}")
+    data = dict(data)
+    if "root" in data:  # `data.root` (StoryGAN-style docs) is `data.path`
+        root = data.pop("root")
+        if data.get("path") not in (None, root):
+            raise ConfigError(f"data.root={root!r} and data.path={data['path']!r} differ; they name the same "
+                              f"folder, set one")
+        data["path"] = root
+    name = data.get("name", DataConfig.name)
+    typed = get_dataset(str(name)).config
+    known = {f.name for f in dataclasses.fields(typed)}
+    unknown = sorted(k for k in data if k not in known)
+    if unknown:
+        raise ConfigError(f"data.{unknown[0]}: dataset '{name}' does not read it. Its keys: {', '.join(sorted(known))}")
+    return convert(data, typed, "data")
+
+
+def with_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``raw`` with ``key=value`` overrides applied. When an override switches the dataset
+    (``data.name``), the keys that came with the old dataset and that the new one does not read are
+    dropped; keys set by the overrides themselves are kept (and checked)."""
+    before = (raw.get("data") or {}).get("name", DataConfig.name) if isinstance(raw.get("data"), dict) else None
+    raw = apply_overrides(raw, overrides)
+    data = raw.get("data")
+    if not isinstance(data, dict) or data.get("name", DataConfig.name) == before:
+        return raw
+    keeps = {f.name for f in dataclasses.fields(get_dataset(str(data.get("name", DataConfig.name))).config)}
+    explicit = set()
+    for text in overrides:
+        keys, _ = parse_override(text)
+        if len(keys) > 1 and keys[0] == "data":
+            explicit.add(keys[1])
+    raw["data"] = {k: v for k, v in data.items() if k in keeps or k in explicit or k == "root"}
+    return raw
+
+
+def resolve_with_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> RunConfig:
+    """A saved or preset config with ``key=value`` overrides, validated (see :func:`with_overrides`)."""
+    return resolve(with_overrides(raw, overrides))
 
 
 def _check_runtime(rt: RuntimeConfig) -> None:
@@ -108,4 +149,4 @@ def _check_eval(cfg: RunConfig, vocabulary: MetricVocabulary) -> None:
 def load_config(preset: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
     """defaults <- preset <- overrides, validated."""
     raw = read_preset(preset) if preset is not None else {}
-    return resolve(apply_overrides(raw, overrides))
+    return resolve_with_overrides(raw, overrides)

@@ -111,7 +111,7 @@ class FamilySpec:
 
 
 _FAMILIES: dict[str, FamilySpec] = {}
-_DATASETS: dict[str, Callable[..., Any]] = {}
+_DATASETS: dict[str, "DatasetSpec"] = {}
 
 
 def register_family(spec: FamilySpec) -> FamilySpec:
@@ -129,13 +129,24 @@ def unregister_family(name: str) -> None:
     _FAMILIES.pop(name, None)
 
 
-def register_dataset(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: ``@register_dataset("image_folder")`` on a builder ``(DataConfig, seed) -> Dataset``."""
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: its typed config (a ``DataConfig`` subclass listing every key it reads)
+    and its builder ``(config, seed) -> dataset``."""
+
+    name: str
+    config: type
+    build: Callable[..., Any]
+
+
+def register_dataset(name: str, config: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: ``@register_dataset("image_folder", ImageFolderConfig)`` on a builder
+    ``(ImageFolderConfig, seed) -> Dataset``."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in _DATASETS:
             raise ValueError(f"dataset '{name}' is registered twice")
-        _DATASETS[name] = fn
+        _DATASETS[name] = DatasetSpec(name, config, fn)
         return fn
 
     return wrap
@@ -155,8 +166,8 @@ def get_family(name: str) -> FamilySpec:
     return _lookup(_FAMILIES, name, "family")
 
 
-def get_dataset_builder(name: str) -> Callable[..., Any]:
-    """The registered dataset builder called ``name``."""
+def get_dataset(name: str) -> DatasetSpec:
+    """The registered dataset called ``name`` (error lists the known ones)."""
     return _lookup(_DATASETS, name, "dataset")
 
 

@@ -26,13 +26,12 @@ def open_source(path: str | Path, weights: str = "ema", overrides: Sequence[str]
     ``overrides`` (``data.path=...``) change the run's config for this evaluation only, e.g. to
     compare against a held-out folder.
     """
-    from ganforge.config import apply_overrides
     from ganforge.data import build_dataset
-    from ganforge.presets import resolve
+    from ganforge.presets import resolve_with_overrides
     from ganforge.run.store import open_run
 
     opened = open_run(path, allow_export=False)
-    cfg = resolve(apply_overrides(opened.record["config"], list(overrides)))
+    cfg = resolve_with_overrides(opened.record["config"], list(overrides))
     dataset = build_dataset(cfg.data, cfg.runtime.seed)
     return EvalSource(generator_from_checkpoint(opened.record, weights, device), dataset, opened.path, opened.run_dir,
                       opened.step, cfg)

@@ -5,7 +5,7 @@ ranks, autocast, loss scaling, gradient accumulation and averaging, ``requires_g
 learning-rate schedules, checkpoints, logs, sample grids, the progress bar, Ctrl-C/SIGTERM, and
 NaN detection.
 
-A *step* is one pass over every phase that is due (for WGAN-GP: n_critic critic updates, then one
+A *step* is one pass over every phase that is due (for a Wasserstein critic: n_critic critic updates, then one
 generator update); ``train.steps`` counts steps, and checkpoints are always taken between steps, so
 a resumed run continues exactly where the interrupted one stopped.
 """
@@ -339,7 +339,7 @@ class Trainer:
         self._set_trainable("")  # nothing trainable between steps: sampling and EMA need no graph
         if self.ema is not None:
             ema = self.cfg.train.ema
-            # Counted from 1 like BigGAN's itr: with start=1000 updates 1..999 copy, 1000 on average.
+            # Counted from 1 like the official class-conditional code's itr: with start=1000 updates 1..999 copy, 1000 on average.
             update_ema(self.ema, self.generator, self.step + 1, ema.decay, ema.start,
                        average_buffers=self.recipe.ema_averages_buffers)
         return totals
@@ -644,15 +644,15 @@ def _remove_if_only_config(run_dir: Path) -> None:
 def resume(run_dir: str | Path, overrides: list[str] | None = None,
            step_hook: Callable[[Trainer, int], None] | None = None) -> TrainResult:
     """Continue ``run_dir`` from its latest checkpoint (overrides may extend ``train.steps``)."""
-    from ganforge.config import apply_overrides, load_yaml
-    from ganforge.presets import resolve
+    from ganforge.config import load_yaml
+    from ganforge.presets import resolve_with_overrides
 
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"'{run_dir}' is not a ganforge run: no config.yaml in it")
     raw = load_yaml(cfg_path.read_text(encoding="utf-8"))
-    cfg = resolve(apply_overrides(raw, overrides or []))
+    cfg = resolve_with_overrides(raw, overrides or [])
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     if ckpt is None:
         raise CheckpointError(f"'{run_dir}' has no checkpoint to resume from (folder '{run_dir / 'checkpoints'}')")

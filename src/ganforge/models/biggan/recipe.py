@@ -130,8 +130,8 @@ def check(cfg: RunConfig) -> None:
     if m.image_size != d.image_size:
         raise ConfigError(f"model.image_size={m.image_size} and data.image_size={d.image_size} differ; set both "
                           f"(BigGAN has architectures for {', '.join(map(str, (32, 64, 128, 256)))})")
-    if d.channels != 3:
-        raise ConfigError(f"BigGAN generates RGB images; data.channels={d.channels} must be 3")
+    if d.image_channels != 3:
+        raise ConfigError(f"BigGAN generates RGB images; data.channels={d.image_channels} must be 3")
     if m.hier and not m.g_shared:
         raise ConfigError("model.hier=true needs model.g_shared=true: the z chunks are concatenated to the shared "
                           "class embedding (the official code fails the same way)")

@@ -75,8 +75,8 @@ def check(cfg: RunConfig) -> None:
     if m.image_size != d.image_size:
         raise ConfigError(f"model.image_size={m.image_size} and data.image_size={d.image_size} differ; "
                           f"set both (e.g. model.image_size={d.image_size})")
-    if m.channels != d.channels:
-        raise ConfigError(f"model.channels={m.channels} and data.channels={d.channels} differ; set both")
+    if m.channels != d.image_channels:
+        raise ConfigError(f"model.channels={m.channels} and data.channels={d.image_channels} differ; set both")
     if cfg.recipe.gp_lambda > 0 and m.d_norm == "batch":
         raise ConfigError("model.d_norm=batch cannot be used with a gradient penalty (recipe.gp_lambda > 0): "
                           "batch norm mixes the samples the penalty treats one by one. Use layer, instance or none.")

@@ -169,7 +169,7 @@ def check(cfg: RunConfig) -> None:
                           "data.name=rafd)")
     if m.image_size != d.image_size:
         raise ConfigError(f"model.image_size={m.image_size} and data.image_size={d.image_size} differ; set both")
-    if d.channels != 3:
+    if d.image_channels != 3:
         raise ConfigError("StarGAN works on RGB images: data.channels must be 3")
     if m.image_size % (2 ** m.d_repeat_num):
         raise ConfigError(f"model.image_size={m.image_size} must be divisible by 2^model.d_repeat_num="

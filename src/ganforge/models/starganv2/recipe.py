@@ -149,7 +149,7 @@ def check(cfg: RunConfig) -> None:
         raise ConfigError(f"model.image_size={m.image_size} and data.image_size={d.image_size} differ; set both")
     if m.image_size < 16 or m.image_size & (m.image_size - 1):
         raise ConfigError(f"model.image_size={m.image_size}: StarGAN v2 needs a power of two of at least 16")
-    if d.channels != 3:
+    if d.image_channels != 3:
         raise ConfigError("StarGAN v2 works on RGB images: data.channels must be 3")
     if cfg.train.lr_schedule != "constant":
         raise ConfigError("StarGAN v2 trains at constant learning rates: leave train.lr_schedule at constant")

@@ -42,20 +42,21 @@ def story_command(opened: Any, args: argparse.Namespace) -> int:
 def stories_from_data(source: str, count: int, overrides: list[str]) -> tuple[torch.Tensor, torch.Tensor, str]:
     """Descriptions and ground-truth frames of the first ``count`` stories of the run's data, and a name
     that says which stories (so drawing another range or split does not overwrite the strip)."""
-    from ganforge.config import apply_overrides, load_yaml
+    from ganforge.config import load_yaml
     from ganforge.data import build_dataset
-    from ganforge.presets import resolve
+    from ganforge.presets import resolve_with_overrides
 
     base = output_base(source)
     cfg_path = base / "config.yaml" if (base / "config.yaml").is_file() else base.parent / "config.yaml"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"--from-data reads the run's config.yaml; none beside '{source}'")
-    cfg = resolve(apply_overrides(load_yaml(cfg_path.read_text(encoding="utf-8")), overrides))
+    cfg = resolve_with_overrides(load_yaml(cfg_path.read_text(encoding="utf-8")), overrides)
     data = build_dataset(cfg.data, cfg.runtime.seed)
     items = [data.get(i) for i in range(min(count, len(data)))]
     name = f"{cfg.data.name}{len(items)}"
-    if cfg.data.story_range:
-        name += f"-stories{cfg.data.story_range[0]}-{cfg.data.story_range[1]}"
-    if cfg.data.split != "train":
-        name += f"-{cfg.data.split}"
+    story_range, split = getattr(cfg.data, "story_range", []), getattr(cfg.data, "split", "train")
+    if story_range:
+        name += f"-stories{story_range[0]}-{story_range[1]}"
+    if split != "train":
+        name += f"-{split}"
     return (torch.stack([it["descriptions"] for it in items]), torch.stack([it["images"] for it in items]), name)

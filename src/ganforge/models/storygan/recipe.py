@@ -202,7 +202,7 @@ def check(cfg: RunConfig) -> None:
     if d.image_size != m.image_size:
         raise ConfigError(f"StoryGAN draws {m.image_size}x{m.image_size} frames: data.image_size must be "
                           f"{m.image_size} (got {d.image_size})")
-    if d.channels != 3:
+    if d.image_channels != 3:
         raise ConfigError("StoryGAN works on RGB frames: data.channels must be 3")
     if m.variant == "paper" and m.condition_dim != m.text_dim:
         raise ConfigError(f"variant=paper feeds ca_net's output where the text was: model.condition_dim must equal "
