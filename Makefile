@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 
-.PHONY: demo test install dev clean
+.PHONY: demo test quick install dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.dev-installed
 	$(PY) -m pytest -q
+
+# The fast part of the suite for the edit-test loop (under a minute on 2 cores): every test but the
+# ones marked slow (processes, official-size networks, long trainings). CI runs `make test`.
+quick: $(VENV)/.dev-installed
+	$(PY) -m pytest -q -m "not slow"
 
 clean:
 	rm -rf runs .pytest_cache

@@ -178,7 +178,7 @@ class Evaluator:
                 inception = build_inception(state)
                 self.info["inception"] = provenance
             if "translation" in self.groups and getattr(family_eval, "task_group", None) != "translation":
-                raise EvalError("translation metrics need an image-to-image family (stargan); this generator "
+                raise EvalError("translation metrics need an image-to-image family (kind translation); this generator "
                                 "samples from noise. Use oracle or fid,is,kid,pr,dc instead.")
             if "class" in self.groups and (family_eval is not None or not getattr(dataset, "num_classes", 0)):
                 raise EvalError("class accuracy needs a class-conditional generator and labelled shapes data "
@@ -280,7 +280,7 @@ class Evaluator:
 def _check_story_request(groups: list[str], dataset: Any, family_eval: Any, n: int) -> None:
     """Stories are measured by the ``story`` group alone, on a story family, with ``n`` <= the stories."""
     if getattr(family_eval, "task_group", None) != "story":
-        raise EvalError("story metrics need a story family (storygan) and story data; this generator draws single "
+        raise EvalError("story metrics need a story family (kind story) and story data; this generator draws single "
                         "images. Use oracle or fid,is,kid,pr,dc instead.")
     if not hasattr(dataset, "video_len"):
         raise EvalError("story metrics compare generated stories with real ones; this data holds single images")

@@ -73,7 +73,7 @@ def calibrate_batchnorm(net: nn.Module, batches: list[torch.Tensor]) -> nn.Modul
 
 
 class ImageNetInceptionPool(nn.Module):
-    """torchvision's ImageNet Inception-v3 up to its 2048-d average pool, as StarGAN v2's official
+    """torchvision's ImageNet Inception-v3 up to its 2048-d average pool, as the official multi-domain translation code's
     ``metrics/fid.py`` uses it: each uint8 image resized to 299x299 with PIL's bilinear filter,
     scaled to [0, 1], normalized with the ImageNet mean and std (no ``transform_input``)."""
 

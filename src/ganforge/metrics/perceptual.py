@@ -55,7 +55,7 @@ def lpips_distance(model: nn.Module, a: torch.Tensor, b: torch.Tensor, batch_siz
 
 
 def mean_pairwise_lpips(model: nn.Module, outputs: torch.Tensor | Sequence[torch.Tensor]) -> float:
-    """Diversity, as StarGAN v2 measures it: the mean over output pairs (i < j) of the LPIPS between
+    """Diversity, as the reference-guided translation papers measure it: the mean over output pairs (i < j) of the LPIPS between
     output i and output j. ``outputs``: K outputs of one input, (K, C, H, W); or K batches (N, C, H, W)
     of outputs of the same N inputs, where each pair's LPIPS is averaged over the batch (the official
     ``calculate_lpips_given_images``; pair by pair, so memory stays at two batches)."""

@@ -1,4 +1,4 @@
-"""SSIM (Wang et al., 2004): the Gaussian-window structural similarity, StoryGAN's CLEVR-SV metric.
+"""SSIM (Wang et al., 2004): the Gaussian-window structural similarity, the story visualization papers' CLEVR-SV metric.
 
 11x11 Gaussian window (sigma 1.5), K1 0.01, K2 0.03, on images scaled to [0, 1] (data range 1),
 computed per channel over the valid region (no padding) and averaged over pixels and channels:

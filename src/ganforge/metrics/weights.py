@@ -104,7 +104,7 @@ register_weights(_torchvision_weights(
     "lpips (net=alex, the LPIPS default); the linear layers ship inside the lpips package"))
 register_weights(_torchvision_weights(
     "inception_v3", "inception_v3_google-0cc3c7bd.pth", "about 104 MiB",
-    "StarGAN v2's official FID (evaluate --fid-net imagenet): torchvision's ImageNet Inception-v3"))
+    "the official FID of reference-guided translation (evaluate --fid-net imagenet): torchvision's ImageNet Inception-v3"))
 register_weights(_torchvision_weights("vgg16", "vgg16-397923af.pth", "about 528 MiB", "lpips (net=vgg)"))
 
 

@@ -1,4 +1,4 @@
-"""Keep the N best checkpoints by an evaluation metric (BigGAN's ``test()`` with ``num_best_copies``).
+"""Keep the N best checkpoints by an evaluation metric (as the official ``test()`` with ``num_best_copies``).
 
 ``checkpoints/best/`` holds hard links (copies where links are impossible) of the best checkpoints
 and ``best.json``, the ranking. Each write is atomic, so a kill leaves a consistent folder; the

@@ -22,7 +22,8 @@ def update_ema(ema: nn.Module, module: nn.Module, step: int, decay: float, start
     """Before ``start`` the average copies the weights; from then on ema <- decay*ema + (1-decay)*w.
 
     Buffers are copied (batch-norm statistics, as StyleGAN), or with ``average_buffers`` averaged like
-    the weights (BigGAN's EMA averages its whole state dict; integer buffers are still copied).
+    the weights (an EMA of the whole state dict, as some official codes keep; integer buffers are
+    still copied).
     """
     beta = decay if step >= start else 0.0
     for e, p in zip(ema.parameters(), module.parameters()):

@@ -2,7 +2,7 @@
 
 The recipes build their optimizers exactly as the official code (Adam with the official betas, lr and
 weight decay); how the update is computed is a runtime matter. PyTorch's default on the CPU is the
-per-parameter loop, which costs StarGAN's 45M-parameter discriminator about as much as a quarter of
+per-parameter loop, which costs a 45M-parameter discriminator about as much as a quarter of
 its forward and backward pass; the fused kernel computes the same rule in one pass (equal up to
 float rounding, not bit for bit, so a run keeps one implementation from start to resume).
 """

@@ -1,14 +1,14 @@
 """What a family hands the trainer: networks, optimizers and a list of phases.
 
 A phase is one optimizer update: a name, the network whose parameters it updates, how many times
-it repeats per step (WGAN-GP's n_critic), how often it runs, what its loss takes, and a loss
+it repeats per step (a Wasserstein critic's n_critic), how often it runs, what its loss takes, and a loss
 function that returns ``(total, {"part": value})``. The trainer does everything else.
 
 What a loss takes (``Phase.takes``): ``"batch"``, a fresh batch from the data stream for every
 micro-batch (turned into the loss's inputs by ``Phase.prepare``); ``"nothing"`` (a loss that draws
 only noise); or the name of an earlier phase of the step, whose last update's inputs the trainer
-hands on, micro-batch by micro-batch (StarGAN's G update on the batches of its last critic update,
-StarGAN v2's four updates on one iteration's inputs).
+hands on, micro-batch by micro-batch (a G update on the batches of the last critic update, or four
+updates on one iteration's inputs).
 """
 
 from __future__ import annotations
@@ -38,14 +38,14 @@ class Phase:
     takes: str = "batch"  # "batch", "nothing", or an earlier phase's name (see the module docstring)
     # takes="batch": the loss's inputs made from the batch (drawn noise, targets); None: the batch itself
     prepare: Callable[[Batch], Any] | None = None
-    # Micro-batches per update, on top of train.grad_accum (BigGAN's num_D/G_accumulations): the
+    # Micro-batches per update, on top of train.grad_accum (the official num_D/G_accumulations): the
     # gradients of ``accumulations`` losses, each divided by it, are summed before the optimizer step.
     accumulations: int = 1
     # Called after the gradients are complete (averaged over ranks, unscaled) and before the
-    # optimizer step: BigGAN's orthogonal regularization adds its gradient here.
+    # optimizer step: an orthogonal regularization adds its gradient here.
     before_step: Callable[[], None] | None = None
     # Sub-modules of ``network`` that this phase trains (their parameters alone get gradients and
-    # updates); empty: the whole network. StarGAN v2's reference-guided G update steps the generator
+    # updates); empty: the whole network. A reference-guided G update may step the generator
     # but not the mapping network or style encoder that live in the same module.
     submodules: tuple[str, ...] = ()
 
@@ -57,19 +57,19 @@ class Recipe:
     phases: list[Phase]
     generator: str = "G"  # the network that EMA tracks and that sampling and export use
     lr_schedule: Callable[[int], float] | None = None  # factor of the base lr at a step; None: trainer's
-    # EMA of buffers too (BigGAN averages its whole state dict, BN statistics and SN vectors included);
+    # EMA of buffers too (some official codes average the whole state dict, BN statistics and SN vectors included);
     # False copies them (StyleGAN, the default).
     ema_averages_buffers: bool = False
     # The periodic sample grid: generator -> (images in [-1, 1], images per row). None: the trainer
     # draws ``generator.make_inputs`` (unconditional and class-conditional families).
     sample: Callable[[nn.Module], tuple[torch.Tensor, int]] | None = None
     # More sheets written beside the grid: generator -> {name: (images, images per row)}
-    # (BigGAN's class sheets and interpolations, as its save_and_sample writes them).
+    # (class sheets and interpolations, as an official save_and_sample writes them).
     extra_samples: Callable[[nn.Module], dict[str, tuple[torch.Tensor, int]]] | None = None
     # The network that sample grids and evaluations use, made from the generator (or its EMA) just
-    # before (BigGAN's standing statistics, computed on a copy). None: the generator itself.
+    # before (standing batch-norm statistics, computed on a copy). None: the generator itself.
     prepare_sampler: Callable[[nn.Module], nn.Module] | None = None
-    # What the batch stream reads, when not the dataset itself (StoryGAN pairs each story with image
+    # What the batch stream reads, when not the dataset itself (a story family pairs each story with image
     # samples); sample grids and evaluations still use the dataset.
     train_data: Any = None
     # Networks whose graph a penalty differentiates twice (gradient penalty, R1): runtime.compile

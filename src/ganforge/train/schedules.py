@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def linear_decay(step: int, total: int, start: int) -> float:
-    """1 until ``start``, then linearly to 0 at ``total`` (StarGAN's paper schedule)."""
+    """1 until ``start``, then linearly to 0 at ``total`` (the translation paper's schedule)."""
     if step < start or total <= start:
         return 1.0
     return max(0.0, 1.0 - (step - start) / (total - start))
