@@ -39,7 +39,7 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "biggan": ("biggan/cifar10", ["data.name=shapes", "data.view=class", "model.num_classes=18"]),
     # yitong91/StoryGAN CLEVR: 64 px, 4 frames, batch 24 stories; the shapes story view's 75-d
     # descriptions are CLEVR's size too.
-    "storygan": ("storygan/clevr_sv", ["data.name=shapes", "data.view=story", "data.story_range=[]"]),
+    "storygan": ("storygan/clevr_sv", ["data.name=shapes", "data.view=story"]),
     # WGAN-GP 64 px DCGAN-style networks, batch 64, n_critic 5: PyTorch's DCGAN example (4x4 kernels).
     "wgan_gp": ("wgan_gp/shapes", []),
     # igul222/improved_wgan_training's own DCGAN pair (gan_64x64.py: 5x5, SAME padding, z 128), batch 64.

@@ -34,22 +34,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ganforge.metric_names import EvalError, MetricVocabulary
+from ganforge.metric_names import EvalError
 from ganforge.metrics.perceptual import mean_pairwise_lpips
 
 METRICS = ("fid", "lpips", "oracle")
 FID_NETS = ("standard", "imagenet")
 MODES = ("latent", "reference")
-
-
-# The values that can rank checkpoints during training (eval.metric); per-task values come too.
-VOCABULARY = MetricVocabulary({
-    "fid": {"FID_latent/mean": False, "FID_reference/mean": False},
-    "lpips": {"LPIPS_latent/mean": True, "LPIPS_reference/mean": True},
-    "oracle": {"oracle_latent/domain_acc": True, "oracle_reference/domain_acc": True, "oracle_latent/pose_kept": True,
-               "oracle_reference/pose_kept": True, "oracle_reference/color_taken": True,
-               "oracle_reference/texture_taken": True, "oracle_latent/colors_per_source": True},
-})
 
 
 def parse_starganv2_metrics(text: str) -> list[str]:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ganforge.models.starganv2.metric_names import VOCABULARY
 from ganforge.models.starganv2.networks import Starganv2ModelConfig
 from ganforge.models.starganv2.recipe import Starganv2RecipeConfig, build_recipe, check
 from ganforge.models.starganv2.translator import Starganv2Translator
@@ -69,13 +70,6 @@ def _training_evaluation(cfg: Any, dataset: Any, device: Any) -> Any:
     return TrainingEvaluation(cfg, dataset, device)
 
 
-def _vocabulary() -> Any:
-    # The metric names are pure data, but they live beside the evaluation that produces them.
-    from ganforge.models.starganv2.evaluate import VOCABULARY
-
-    return VOCABULARY
-
-
 def _add_import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fan", help="the FAN weights wing.ckpt, when the checkpoint has no 'fan' entry")
 
@@ -102,7 +96,7 @@ register_family(FamilySpec(
     kind="reference",
     drawing=Drawing("sample", "--src IMAGES --ref DOMAIN_FOLDERS", _sample, _add_sample_arguments),
     evaluate_command=Evaluation(_evaluate, _add_evaluate_arguments), training_evaluator=_training_evaluation,
-    metrics=_vocabulary(),
+    metrics=VOCABULARY,
     importer=Importer(_import, _add_import_arguments,
                       help="100000_nets_ema.ckpt (_nets, _optims and wing.ckpt are found beside it; default preset "
                            "starganv2/celeba_hq with the high-pass path, or starganv2/afhq without)",
