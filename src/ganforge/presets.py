@@ -102,12 +102,12 @@ def with_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, A
     """``raw`` with ``key=value`` overrides applied. When an override switches the dataset
     (``data.name``), the keys that came with the old dataset and that the new one does not read are
     dropped; keys set by the overrides themselves are kept (and checked)."""
-    before = (raw.get("data") or {}).get("name", DataConfig.name) if isinstance(raw.get("data"), dict) else None
+    before = _dataset_name(raw)
     raw = apply_overrides(raw, overrides)
     data = raw.get("data")
-    if not isinstance(data, dict) or data.get("name", DataConfig.name) == before:
+    if not isinstance(data, dict) or _dataset_name(raw) == before:
         return raw
-    keeps = {f.name for f in dataclasses.fields(get_dataset(str(data.get("name", DataConfig.name))).config)}
+    keeps = {f.name for f in dataclasses.fields(get_dataset(_dataset_name(raw)).config)}
     explicit = set()
     for text in overrides:
         keys, _ = parse_override(text)
@@ -115,6 +115,11 @@ def with_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, A
             explicit.add(keys[1])
     raw["data"] = {k: v for k, v in data.items() if k in keeps or k in explicit or k == "root"}
     return raw
+
+
+def _dataset_name(raw: dict[str, Any]) -> str:
+    data = raw.get("data")
+    return str(data.get("name", DataConfig.name)) if isinstance(data, dict) else DataConfig.name
 
 
 def resolve_with_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> RunConfig:

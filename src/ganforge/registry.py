@@ -54,7 +54,7 @@ class Drawing:
 
 
 @dataclass(frozen=True)
-class Evaluation:
+class EvaluateCommand:
     """A family's own `ganforge evaluate` (its options and the work), replacing the generic one.
 
     ``run(source, args)`` receives an ``EvalSource`` and the parsed arguments and returns an
@@ -91,7 +91,7 @@ class FamilySpec:
     evaluation: Callable[[Any], Any] | None = None
     # A replacement for the generic `ganforge evaluate`, and for evaluation during training:
     # (RunConfig, dataset, device) -> an object with ``evaluate_generator(net) -> EvalResult``.
-    evaluate_command: Evaluation | None = None
+    evaluate_command: EvaluateCommand | None = None
     training_evaluator: Callable[..., Any] | None = None
     # The metric names its training evaluator produces (a ganforge.metric_names.MetricVocabulary), which
     # eval.metrics and eval.metric are checked against; None: the generic evaluator's.

@@ -65,6 +65,7 @@ def _add_sample_arguments(parser: argparse.ArgumentParser, specs: list[Any]) -> 
 def run(args: argparse.Namespace) -> int:
     """Open the source, check that this verb draws with its family, and hand over to the family."""
     from ganforge.run.store import open_run
+    from ganforge.sample.noise import NOISE_MODES
 
     opened = open_run(args.source)
     spec = get_family(opened.family)
@@ -76,6 +77,6 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "overrides", None) and not drawing.takes_overrides:
         raise ValueError(f"key=value overrides ({', '.join(args.overrides)}) mean nothing to "
                          f"`ganforge {args.verb}` of a {spec.name} model")
-    if getattr(args, "mode", None) not in (None, "grid", "images", "interpolate", *drawing.modes):
+    if getattr(args, "mode", None) not in (None, *NOISE_MODES, *drawing.modes):
         raise ValueError(f"--mode {args.mode} is not offered by {spec.name} models")
     return drawing.run(opened, args)

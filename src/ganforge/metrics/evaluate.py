@@ -21,8 +21,7 @@ import torch
 import torch.nn as nn
 
 from ganforge.metrics import distances
-from ganforge.metric_names import (INCEPTION_GROUPS, METRIC_GROUPS, PRODUCES, EvalError, group_of,  # noqa: F401
-                                   metric_direction, parse_metrics)
+from ganforge.metric_names import INCEPTION_GROUPS, PRODUCES, EvalError, parse_metrics
 from ganforge.metrics.oracle import rgb_uint8
 
 

@@ -31,7 +31,7 @@ import torch.nn as nn
 
 from ganforge.config import ConfigError, RunConfig, non_negative, positive
 from ganforge.models.biggan.losses import add_ortho_gradient, compute_g_loss, discriminator_losses
-from ganforge.models.biggan.networks import BigganDiscriminator, BigganGenerator, BigganModelConfig
+from ganforge.models.biggan.networks import BigganDiscriminator, BigganGenerator
 from ganforge.models.biggan.sampling import accumulate_standing_stats, class_sheet, interpolation_sheet
 from ganforge.train.phases import Phase, Recipe, RecipeContext
 

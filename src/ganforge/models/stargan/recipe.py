@@ -30,7 +30,7 @@ import torch
 from ganforge.config import ConfigError, RunConfig, non_negative, positive
 from ganforge.models.stargan.labels import conditioning_for_dataset
 from ganforge.models.stargan.losses import CriticInputs, compute_d_loss, compute_g_loss
-from ganforge.models.stargan.networks import StarganDiscriminator, StarganGenerator, StarganModelConfig
+from ganforge.models.stargan.networks import StarganDiscriminator, StarganGenerator
 from ganforge.models.stargan.translate import translation_grid
 from ganforge.train.phases import Phase, Recipe, RecipeContext
 from ganforge.train.schedules import linear_decay

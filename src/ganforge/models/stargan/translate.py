@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -20,7 +20,7 @@ from ganforge.data.images import IMAGE_EXTENSIONS, DataError, decode_file, to_te
 from ganforge.load import LoadedGenerator, generator_from_opened
 from ganforge.models.stargan.labels import Conditioning, conditioning_for_model
 from ganforge.models.stargan.networks import StarganDiscriminator
-from ganforge.run.store import open_run
+from ganforge.run.store import OpenedRun, open_run
 
 
 @torch.no_grad()
@@ -60,9 +60,9 @@ class Translator:
         return (logits > 0).float()
 
 
-def open_translator(opened: Any, weights: str = "ema", device: str = "cpu") -> Translator:
+def open_translator(opened: OpenedRun | str | Path, weights: str = "ema", device: str = "cpu") -> Translator:
     """A StarGAN model source (an ``OpenedRun``, or a path to open), ready to translate."""
-    if not hasattr(opened, "record"):
+    if not isinstance(opened, OpenedRun):
         opened = open_run(opened)
     gen = generator_from_opened(opened, weights, device)
     if opened.record is None:  # an exported generator: no discriminator, no data config

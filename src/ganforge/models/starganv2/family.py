@@ -12,7 +12,7 @@ from ganforge.models.starganv2.metric_names import VOCABULARY
 from ganforge.models.starganv2.networks import Starganv2ModelConfig
 from ganforge.models.starganv2.recipe import Starganv2RecipeConfig, build_recipe, check
 from ganforge.models.starganv2.translator import Starganv2Translator
-from ganforge.registry import Drawing, Evaluation, FamilySpec, Importer, register_family
+from ganforge.registry import Drawing, EvaluateCommand, FamilySpec, Importer, register_family
 
 
 def _add_sample_arguments(group: Any) -> None:
@@ -95,7 +95,7 @@ register_family(FamilySpec(
     "starganv2", Starganv2ModelConfig, Starganv2RecipeConfig, build_recipe, Starganv2Translator, check,
     kind="reference",
     drawing=Drawing("sample", "--src IMAGES --ref DOMAIN_FOLDERS", _sample, _add_sample_arguments),
-    evaluate_command=Evaluation(_evaluate, _add_evaluate_arguments), training_evaluator=_training_evaluation,
+    evaluate_command=EvaluateCommand(_evaluate, _add_evaluate_arguments), training_evaluator=_training_evaluation,
     metrics=VOCABULARY,
     importer=Importer(_import, _add_import_arguments,
                       help="100000_nets_ema.ckpt (_nets, _optims and wing.ckpt are found beside it; default preset "

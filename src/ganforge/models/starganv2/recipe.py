@@ -73,7 +73,7 @@ def build_networks(m: Starganv2ModelConfig, r: Starganv2RecipeConfig) -> tuple[S
 
 def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
     """Networks (he-initialized), optimizers and the four phases of an official iteration."""
-    m, r, tr = cfg.model, cfg.recipe, cfg.train
+    m, r = cfg.model, cfg.recipe
     data = ctx.dataset
     if data.num_classes != m.num_domains:
         raise ConfigError(f"the data has {data.num_classes} domains ({', '.join(getattr(data, 'domains', []))}): set "

@@ -8,7 +8,7 @@ from typing import Any
 
 from ganforge.models.storygan.networks import StoryganGenerator, StoryganModelConfig
 from ganforge.models.storygan.recipe import StoryganRecipeConfig, build_recipe, check
-from ganforge.registry import Drawing, Evaluation, FamilySpec, Importer, register_family
+from ganforge.registry import Drawing, EvaluateCommand, FamilySpec, Importer, register_family
 
 
 def _evaluation(dataset: Any) -> Any:
@@ -77,7 +77,7 @@ EXAMPLES = {
 
 register_family(FamilySpec(
     "storygan", StoryganModelConfig, StoryganRecipeConfig, build_recipe, StoryganGenerator, check, kind="story",
-    evaluation=_evaluation, evaluate_command=Evaluation(_evaluate, _add_evaluate_arguments),
+    evaluation=_evaluation, evaluate_command=EvaluateCommand(_evaluate, _add_evaluate_arguments),
     drawing=Drawing("story", "--descriptions FILE", _story, _add_story_arguments,
                     help="Draw stories with a story model: one strip row per story.", takes_overrides=True),
     importer=Importer(_import, _add_import_arguments,
