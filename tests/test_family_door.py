@@ -5,7 +5,7 @@ command line, with no change to any file of ganforge."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from gfhelpers import assert_latest_checkpoints_equal
 from ganforge.cli import main
 from ganforge.config import RunConfig, positive
 from ganforge.losses import discriminator_loss, generator_loss
-from ganforge.registry import FamilySpec, Importer, register_family, unregister_family
+from ganforge.registry import Drawing, FamilySpec, Importer, register_family, unregister_family
 from ganforge.run.checkpoint import read_weights_only
 from ganforge.run.store import new_run_folder, write_new_run
 from ganforge.train.phases import Phase, Recipe, RecipeContext
@@ -174,3 +174,38 @@ def test_imports_its_own_format(family, tmp_path, capsys):
 def test_a_verb_of_another_family_is_refused_with_the_right_one(family, trained, capsys):
     assert main(["translate", str(trained), "--input", "x.png"]) == 2
     assert f"ganforge sample {trained}" in capsys.readouterr().err
+
+
+def _doodle(opened, args: argparse.Namespace) -> int:
+    """A drawing verb of the test's own: one grid of scaled samples."""
+    from ganforge.load import generator_from_opened
+    from ganforge.sample.grid import save_grid
+
+    gen = generator_from_opened(opened, args.weights, args.device)
+    save_grid((gen.sample(4, args.seed) * args.scale).clamp(-1, 1), Path(args.out))
+    return 0
+
+
+def test_a_family_can_bring_its_own_verb(family, tmp_path, capsys):
+    # A second family with a drawing verb that ganforge does not have: it appears in the command line
+    # from its registration alone, with its options, and `sample` points to it.
+    register_family(replace(family, name="tinydoodle", importer=None, examples={}, drawing=Drawing(
+        "doodle", "--scale S", _doodle, lambda group: group.add_argument("--scale", type=float, default=1.0),
+        help="Draw a doodle.")))
+    try:
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        out = capsys.readouterr().out
+        assert "doodle" in out and "Draw a doodle." in out
+        from ganforge.presets import load_config
+
+        cfg = load_config(f"{NAME}/shapes", ["family=tinydoodle"])
+        G = TinyGenerator(cfg.model)
+        write_new_run(tmp_path / "run", cfg, {"family": "tinydoodle", "generator": "G", "networks": {"G": G.state_dict()},
+                                             "ema": None}, step=0)
+        assert main(["doodle", str(tmp_path / "run"), "--scale", "0.5", "--out", str(tmp_path / "d.png")]) == 0
+        assert (tmp_path / "d.png").is_file()
+        assert main(["sample", str(tmp_path / "run")]) == 2
+        assert f"Use `ganforge doodle {tmp_path / 'run'} --scale S`" in capsys.readouterr().err
+    finally:
+        unregister_family("tinydoodle")

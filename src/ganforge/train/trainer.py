@@ -5,9 +5,9 @@ ranks, autocast, loss scaling, gradient accumulation and averaging, ``requires_g
 learning-rate schedules, checkpoints, logs, sample grids, the progress bar, Ctrl-C/SIGTERM, and
 NaN detection.
 
-A *step* is one pass over every phase that is due (for a Wasserstein critic: n_critic critic updates, then one
-generator update); ``train.steps`` counts steps, and checkpoints are always taken between steps, so
-a resumed run continues exactly where the interrupted one stopped.
+A *step* is one pass over every phase that is due (for a Wasserstein critic: n_critic critic
+updates, then one generator update); ``train.steps`` counts steps, and checkpoints are always taken
+between steps, so a resumed run continues exactly where the interrupted one stopped.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ganforge.config import ConfigError, RunConfig, to_dict
-from ganforge.run.store import save_config
+from ganforge.run.store import CheckpointRecord, save_config
 from ganforge.data import build_dataset, build_loader
 from ganforge.layers.conv import reuse_weight_matrices
 from ganforge.layers.norm import to_channels_last
@@ -193,7 +193,7 @@ class Trainer:
         for name in names:
             to_channels_last(self.recipe.networks[name])
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> CheckpointRecord:
         """Everything a resume needs to continue bit for bit: networks, EMA, optimizers, scalers, RNG
         streams, the data position and the lr scale."""
         return {
@@ -339,7 +339,7 @@ class Trainer:
         self._set_trainable("")  # nothing trainable between steps: sampling and EMA need no graph
         if self.ema is not None:
             ema = self.cfg.train.ema
-            # Counted from 1 like the official class-conditional code's itr: with start=1000 updates 1..999 copy, 1000 on average.
+            # Counted from 1 like the official codes' itr: with start=1000 updates 1..999 copy, 1000 on average.
             update_ema(self.ema, self.generator, self.step + 1, ema.decay, ema.start,
                        average_buffers=self.recipe.ema_averages_buffers)
         return totals
