@@ -7,7 +7,6 @@ family's own config classes and runs every cross-section check before any work s
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,6 +15,7 @@ import yaml
 
 from ganforge.config import (ConfigError, DataConfig, RunConfig, RuntimeConfig, apply_overrides, convert, from_dict,
                              load_yaml, parse_override)
+from ganforge.data import data_config
 from ganforge.metric_names import GENERIC, EvalError, MetricVocabulary
 from ganforge.registry import families, get_dataset, get_family
 
@@ -89,13 +89,7 @@ def resolve_data(data: dict[str, Any]) -> DataConfig:
             raise ConfigError(f"data.root={root!r} and data.path={data['path']!r} differ; they name the same "
                               f"folder, set one")
         data["path"] = root
-    name = data.get("name", DataConfig.name)
-    typed = get_dataset(str(name)).config
-    known = {f.name for f in dataclasses.fields(typed)}
-    unknown = sorted(k for k in data if k not in known)
-    if unknown:
-        raise ConfigError(f"data.{unknown[0]}: dataset '{name}' does not read it. Its keys: {', '.join(sorted(known))}")
-    return convert(data, typed, "data")
+    return data_config(str(data.pop("name", DataConfig.name)), **data)
 
 
 def with_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -107,7 +101,7 @@ def with_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, A
     data = raw.get("data")
     if not isinstance(data, dict) or _dataset_name(raw) == before:
         return raw
-    keeps = {f.name for f in dataclasses.fields(get_dataset(_dataset_name(raw)).config)}
+    keeps = set(get_dataset(_dataset_name(raw)).keys)
     explicit = set()
     for text in overrides:
         keys, _ = parse_override(text)

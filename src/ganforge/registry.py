@@ -10,6 +10,7 @@ export ask this module; none of them names a family.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import importlib
 from dataclasses import dataclass, field
@@ -28,6 +29,11 @@ KINDS: tuple[str, ...] = ("noise", "class", "translation", "reference", "story")
 # Packages whose import registers the built-in families and datasets. Imported by name when a
 # lookup first needs them (plugin discovery), so this bottom-floor module imports no family.
 BUILTIN_PACKAGES = ("ganforge.data", "ganforge.models")
+
+
+# What `ganforge sample` draws for every model that samples from noise; a family adds its own modes
+# (``Drawing.modes``).
+SAMPLE_MODES: tuple[str, ...] = ("grid", "images", "interpolate")
 
 
 class RegistryError(KeyError):
@@ -137,6 +143,11 @@ class DatasetSpec:
     name: str
     config: type
     build: Callable[..., Any]
+
+    @property
+    def keys(self) -> list[str]:
+        """Every ``data.`` key this dataset reads, sorted."""
+        return sorted(f.name for f in dataclasses.fields(self.config))
 
 
 def register_dataset(name: str, config: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -9,7 +9,7 @@ import argparse
 from typing import Any
 
 from ganforge.cli.common import add_family_options, add_verb, refuse_other_families_options
-from ganforge.registry import Drawing, drawing_command, families, get_family
+from ganforge.registry import SAMPLE_MODES, Drawing, drawing_command, families, get_family
 
 SAMPLE_HELP = "Generate images from a run, checkpoint or exported model."
 EXAMPLES = {"sample": """
@@ -20,15 +20,20 @@ EXAMPLES = {"sample": """
     ganforge sample exported/ --n 16                 # an exported model works too"""}
 
 
-def _noise_drawing() -> Drawing:
-    from ganforge.sample.noise import NOISE_DRAWING
+def _draw_from_noise(opened: Any, args: argparse.Namespace) -> int:
+    # Imported when drawing, not when the parser is built: the grids import torchvision (over a second).
+    from ganforge.sample.noise import run_noise_drawing
 
-    return NOISE_DRAWING
+    return run_noise_drawing(opened, args)
+
+
+# The drawing of families that declare none: `ganforge sample` from noise.
+NOISE_DRAWING = Drawing("sample", "", _draw_from_noise)
 
 
 def drawing_of(spec: Any) -> Drawing:
     """The family's drawing, or the generic sampling from noise."""
-    return spec.drawing or _noise_drawing()
+    return spec.drawing or NOISE_DRAWING
 
 
 def add_parsers(sub: Any) -> None:
@@ -52,9 +57,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def _add_sample_arguments(parser: argparse.ArgumentParser, specs: list[Any]) -> None:
-    from ganforge.sample.noise import NOISE_MODES
-
-    modes = list(NOISE_MODES) + [m for s in specs for m in drawing_of(s).modes if m not in NOISE_MODES]
+    modes = list(SAMPLE_MODES) + [m for s in specs for m in drawing_of(s).modes if m not in SAMPLE_MODES]
     parser.add_argument("--mode", choices=modes, default="grid",
                         help="what to draw (sheet: one row per class, class-conditional models)")
     parser.add_argument("--n", type=int, default=64, help="images (grid, images)")
@@ -65,7 +68,6 @@ def _add_sample_arguments(parser: argparse.ArgumentParser, specs: list[Any]) -> 
 def run(args: argparse.Namespace) -> int:
     """Open the source, check that this verb draws with its family, and hand over to the family."""
     from ganforge.run.store import open_run
-    from ganforge.sample.noise import NOISE_MODES
 
     opened = open_run(args.source)
     spec = get_family(opened.family)
@@ -77,6 +79,6 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "overrides", None) and not drawing.takes_overrides:
         raise ValueError(f"key=value overrides ({', '.join(args.overrides)}) mean nothing to "
                          f"`ganforge {args.verb}` of a {spec.name} model")
-    if getattr(args, "mode", None) not in (None, *NOISE_MODES, *drawing.modes):
+    if getattr(args, "mode", None) not in (None, *SAMPLE_MODES, *drawing.modes):
         raise ValueError(f"--mode {args.mode} is not offered by {spec.name} models")
     return drawing.run(opened, args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ganforge.config import DataConfig, convert
+from ganforge.config import ConfigError, DataConfig, convert
 from ganforge.data.celeba import CROP_SIZE, OFFICIAL_ATTRS, CelebADataset
 from ganforge.data.cifar import CifarDataset
 from ganforge.data.configs import (CelebAConfig, CelebaRafdConfig, CifarConfig, ClevrSvConfig, DomainsConfig,
@@ -117,5 +117,10 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Any:
 
 
 def data_config(name: str, **values: Any) -> DataConfig:
-    """The typed config of dataset ``name`` with ``values`` (checked as a preset's ``data:`` is)."""
-    return convert({"name": name, **values}, get_dataset(name).config, "data")
+    """The typed config of dataset ``name`` with ``values``; a key that dataset does not read is an
+    error naming the dataset and its keys (a preset's ``data:`` section is checked here too)."""
+    spec = get_dataset(name)
+    unknown = sorted(k for k in values if k not in spec.keys)
+    if unknown:
+        raise ConfigError(f"data.{unknown[0]}: dataset '{name}' does not read it. Its keys: {', '.join(spec.keys)}")
+    return convert({"name": name, **values}, spec.config, "data")

@@ -85,10 +85,6 @@ class OpenedRun:
     def step(self) -> int:
         return int(self.record["step"]) if self.record is not None else 0
 
-    @property
-    def is_export(self) -> bool:
-        return self.meta is not None
-
 
 def open_run(path: str | Path, allow_export: bool = True) -> OpenedRun:
     """Open a run folder (its latest checkpoint), a checkpoint file, or an export folder/``.safetensors``.

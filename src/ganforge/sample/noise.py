@@ -12,10 +12,9 @@ from typing import Any, Callable
 
 import torch
 
-from ganforge.registry import Drawing
+from ganforge.registry import SAMPLE_MODES
 from ganforge.sample.grid import generate, interpolate_inputs, save_grid, save_images
 
-NOISE_MODES = ("grid", "images", "interpolate")
 InputsFor = Callable[[int, int], tuple[torch.Tensor, ...]]  # (n, seed) -> generator inputs
 
 
@@ -34,9 +33,9 @@ def draw_from_noise(gen: Any, args: argparse.Namespace, inputs_for: InputsFor | 
     """Write ``args.mode`` (grid, images or interpolate) for a loaded generator; returns the path.
 
     ``inputs_for`` replaces ``gen.make_inputs`` for grids and images; ``tag`` goes into default names."""
-    if args.mode not in NOISE_MODES:
+    if args.mode not in SAMPLE_MODES:
         raise ValueError(f"--mode {args.mode} is not offered by {gen.family} models; choose from "
-                         f"{', '.join(NOISE_MODES)}")
+                         f"{', '.join(SAMPLE_MODES)}")
     inputs_for = inputs_for or gen.make_inputs
     base = output_base(args.source) / "samples"
     if args.mode == "interpolate":
@@ -62,7 +61,3 @@ def run_noise_drawing(opened: Any, args: argparse.Namespace) -> int:
     gen = generator_from_opened(opened, args.weights, args.device)
     print(f"wrote {draw_from_noise(gen, args)}")
     return 0
-
-
-# The drawing of families that declare none: `ganforge sample` from noise.
-NOISE_DRAWING = Drawing("sample", "", run_noise_drawing)

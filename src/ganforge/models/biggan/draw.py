@@ -12,22 +12,7 @@ import torch
 from ganforge.load import LoadedGenerator, generator_from_opened
 from ganforge.models.biggan import sampling
 from ganforge.sample.grid import save_grid
-from ganforge.sample.noise import NOISE_MODES, draw_from_noise, output_base
-
-MODES = (*NOISE_MODES, "sheet")
-
-
-def add_arguments(group: Any) -> None:
-    """BigGAN's options of `ganforge sample`."""
-    group.add_argument("--interp", choices=["zy", "z", "y"], default=None,
-                       help="--mode interpolate: what varies along each row (default zy); y interpolates class "
-                            "embeddings")
-    group.add_argument("--classes", help="--mode sheet: class indices, e.g. 0-9 or 3,7,11 (default: every class, "
-                                         "at most 20)")
-    group.add_argument("--per-class", type=int, default=10, help="--mode sheet: samples per class")
-    group.add_argument("--truncation", type=float, help="truncation trick: redraw z values beyond +-T")
-    group.add_argument("--standing-stats", type=int, default=0, metavar="N",
-                       help="normalize with BN statistics averaged over N batches of samples")
+from ganforge.sample.noise import draw_from_noise, output_base
 
 
 def draw(opened: Any, args: argparse.Namespace) -> int:

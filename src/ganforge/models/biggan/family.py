@@ -18,9 +18,16 @@ def _draw(opened: Any, args: argparse.Namespace) -> int:
 
 
 def _add_draw_arguments(group: Any) -> None:
-    from ganforge.models.biggan.draw import add_arguments
-
-    add_arguments(group)
+    """BigGAN's options of `ganforge sample` (here, not in draw.py: building the parser must stay light)."""
+    group.add_argument("--interp", choices=["zy", "z", "y"], default=None,
+                       help="--mode interpolate: what varies along each row (default zy); y interpolates class "
+                            "embeddings")
+    group.add_argument("--classes", help="--mode sheet: class indices, e.g. 0-9 or 3,7,11 (default: every class, "
+                                         "at most 20)")
+    group.add_argument("--per-class", type=int, default=10, help="--mode sheet: samples per class")
+    group.add_argument("--truncation", type=float, help="truncation trick: redraw z values beyond +-T")
+    group.add_argument("--standing-stats", type=int, default=0, metavar="N",
+                       help="normalize with BN statistics averaged over N batches of samples")
 
 
 def _import(args: argparse.Namespace) -> Path:

@@ -45,11 +45,9 @@ def stories_from_data(source: str, count: int, overrides: list[str]) -> tuple[to
     from ganforge.config import load_yaml
     from ganforge.data import build_dataset
     from ganforge.presets import resolve_with_overrides
+    from ganforge.run.store import run_config_path
 
-    base = output_base(source)
-    cfg_path = base / "config.yaml" if (base / "config.yaml").is_file() else base.parent / "config.yaml"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"--from-data reads the run's config.yaml; none beside '{source}'")
+    cfg_path = run_config_path(source)  # --from-data reads the run's config
     cfg = resolve_with_overrides(load_yaml(cfg_path.read_text(encoding="utf-8")), overrides)
     data = build_dataset(cfg.data, cfg.runtime.seed)
     items = [data.get(i) for i in range(min(count, len(data)))]
