@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pickle
+
 import pytest
 import torch
 
@@ -123,8 +125,7 @@ def test_official_weight_readers_refuse_code_and_name_the_file(tmp_path, reader)
     assert not marker.exists()
     garbage = tmp_path / "G.pth"
     garbage.write_bytes(b"not a pickle at all")
-    with pytest.raises(CheckpointError, match=r"G.pth' is unreadable \(truncated or corrupted\?\), not a readable "
-                                              r"PyTorch file"):
+    with pytest.raises(CheckpointError, match=r"G.pth' is unreadable: its bytes are not a PyTorch file"):
         read(garbage)
     with pytest.raises(CheckpointError, match=r"missing.pth' does not exist"):
         read(tmp_path / "missing.pth")
@@ -142,7 +143,7 @@ def test_truncated_and_foreign_files_are_clear_errors(tmp_path):
     path = save_checkpoint(tmp_path, 1, {"w": torch.randn(1000)}, keep_last=1)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="unreadable \\(truncated or corrupted\\?\\)"):
+    with pytest.raises(CheckpointError, match="is unreadable: the file is incomplete"):
         load_checkpoint(path)
     other = tmp_path / "other.pt"
     torch.save({"state_dict": {}}, other)
@@ -153,3 +154,31 @@ def test_truncated_and_foreign_files_are_clear_errors(tmp_path):
     other.write_bytes(b"no pickle at all")  # unreadable, not suspected of running code
     with pytest.raises(CheckpointError, match="other.pt' is unreadable"):
         load_checkpoint(other)
+
+
+def _damaged_files(tmp_path):
+    good = tmp_path / "good.pt"
+    torch.save({"w": torch.randn(2000)}, good)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:3000])
+    unsupported = tmp_path / "complex.pt"
+    unsupported.write_bytes(pickle.dumps(3 + 4j))  # a pickle, but not of tensors and plain data
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"hello " * 50)
+    return {"truncated": truncated, "unsupported": unsupported, "garbage": garbage}
+
+
+@pytest.mark.parametrize("kind, words", [("truncated", "the file is incomplete (3,000 bytes"),
+                                         ("unsupported", "its bytes are not a PyTorch file of tensors"),
+                                         ("garbage", "its bytes are not a PyTorch file (")])
+def test_damaged_files_are_explained_without_pytorchs_advice_to_run_their_code(tmp_path, kind, words):
+    from ganforge.metrics.weights import WeightsError, read_state_dict
+
+    path = _damaged_files(tmp_path)[kind]
+    for read, error in ((lambda p: read_weights_only(p, "checkpoint"), CheckpointError), (read_state_dict, WeightsError)):
+        with pytest.raises(error) as info:
+            read(path)
+        text = str(info.value)
+        assert str(path) in text and words in text
+        assert "weights_only=False" not in text and "weights_only` set to `False" not in text
+        assert text.endswith(("or another format", "or use an earlier file")), "a whole sentence, not cut mid-word"

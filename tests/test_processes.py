@@ -42,6 +42,23 @@ def process_group(cmd):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def signal_a_training_run(run_dir, extra, sig, whole_group):
+    """Start a tiny wgan_gp run in ``run_dir``, send ``sig`` (to its whole process group, data workers
+    included, or to the main process) once it trains; its exit code, stdout and stderr."""
+    with process_group([PYTHON, "-m", "ganforge", "train", "wgan_gp/shapes",
+                        *tiny_overrides(run_dir.parent, name=run_dir.name, **extra)]) as proc:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (run_dir / "metrics.jsonl").is_file():
+            time.sleep(0.05)
+        time.sleep(1.0)
+        if whole_group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
+
+
 def weights(run_dir):
     return load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
 
@@ -197,18 +214,8 @@ def test_sigterm_checkpoints_and_exits_0(tmp_path, workers, whole_group):
     # scheduler's preemption or `kill -- -PGID` sends it; the workers must not die before the checkpoint.
     extra = {"train.steps": 100000, "train.ckpt_every": 100000, "data.num_workers": workers}
     run_dir = tmp_path / "r"
-    with process_group([PYTHON, "-m", "ganforge", "train", "wgan_gp/shapes",
-                        *tiny_overrides(tmp_path, name="r", **extra)]) as proc:
-        deadline = time.time() + 120
-        while time.time() < deadline and not (run_dir / "metrics.jsonl").is_file():
-            time.sleep(0.05)
-        time.sleep(1.0)
-        if whole_group:
-            os.killpg(proc.pid, signal.SIGTERM)
-        else:
-            proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    code, out, err = signal_a_training_run(run_dir, extra, signal.SIGTERM, whole_group)
+    assert code == 0, err
     assert "preempted at step" in out
     assert weights(run_dir)["step"] > 0
 
@@ -240,3 +247,33 @@ def test_a_workers_sigterm_grace_counts_from_the_first_sigterm(monkeypatch):
         assert signal.alarm(0) == 30  # a later one does not push the end out
     finally:
         signal.alarm(0)
+
+
+def test_ctrl_c_to_the_whole_group_is_announced_once_and_exits_130(tmp_path):
+    # A terminal's Ctrl-C reaches every process of the foreground group, the data workers included.
+    extra = {"train.steps": 100000, "train.ckpt_every": 100000, "data.num_workers": 2}
+    run_dir = tmp_path / "c"
+    code, out, err = signal_a_training_run(run_dir, extra, signal.SIGINT, whole_group=True)
+    assert code == 130, err[-2000:]
+    assert err.count("Ctrl-C: finishing this step") == 1, err[-2000:]
+    assert "interrupted at step" in out and f"ganforge resume {run_dir}" in out
+    assert weights(run_dir)["step"] > 0 and "Traceback" not in err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a per-file size quota (RLIMIT_FSIZE) is POSIX")
+def test_a_disk_full_at_the_first_checkpoint_gives_advice_that_works(tmp_path):
+    import resource
+
+    def quota():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))  # the config and logs fit, no checkpoint
+
+    args = ["train", "wgan_gp/shapes", *tiny_overrides(tmp_path, name="f", **{"train.steps": 4,
+                                                                             "train.ckpt_every": 2})]
+    full = subprocess.run([PYTHON, "-m", "ganforge", *args], env=python_env(), capture_output=True, text=True,
+                          timeout=300, preexec_fn=quota)
+    assert full.returncode == 2 and "no earlier checkpoint exists" in full.stderr, full.stderr[-2000:]
+    assert f"ganforge resume {tmp_path / 'f'}" in full.stderr
+    again = run_cli(["resume", str(tmp_path / "f")])  # the advice, followed: it trains from step 0
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "no checkpoint yet: training starts at step 0" in again.stderr and weights(tmp_path / "f")["step"] == 4

@@ -132,7 +132,7 @@ class RuntimeConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     seed: int = non_negative(0)
     deterministic: bool = False
-    threads: int | None = None  # intra-op CPU threads; None keeps PyTorch's choice
+    threads: int | None = None  # intra-op CPU threads; None: the cores free at the start (runtime.cpu)
     # Linux/glibc: every host allocation from the heap, freed memory kept for the next step instead of
     # unmapped and faulted in again (ganforge.runtime.allocator; StarGAN on 2 CPU cores: -6% per step).
     retain_freed_memory: bool = True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import re
+from pathlib import Path
 from typing import Any
 
 from ganforge.cli.common import add_verb
@@ -30,22 +32,34 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report(result: Any) -> int:
-    """Print where a finished or interrupted run left its files; the exit code (130: interrupted)."""
+    """Print where a finished or interrupted run left its files; the exit code (130: interrupted by
+    Ctrl-C, the shell's code for SIGINT; 0: finished, or stopped by SIGTERM with a checkpoint written)."""
     from ganforge.runtime.distributed import env_info, shutdown
 
     shutdown()
     if not env_info().is_main:
         return 0
-    samples = sorted((result.run_dir / "samples").glob("*.png")) if result.run_dir else []
     print(f"{result.status} at step {result.step}: run folder {result.run_dir}")
     if result.checkpoint:
-        print(f"  checkpoint: {result.checkpoint}")
-    if samples:
-        print(f"  samples:    {samples[-1]}")
-    if result.status == "interrupted":
+        print(f"  checkpoint:  {result.checkpoint}")
+    sample = latest_sample(result.run_dir, result.step) if result.run_dir else None
+    if sample is not None:
+        print(f"  samples:     {sample}")
+    if result.run_dir and (result.run_dir / "tensorboard").is_dir():
+        print(f"  curves:      tensorboard --logdir {result.run_dir / 'tensorboard'}   (then open http://localhost:6006)")
+    if result.status in ("interrupted", "preempted"):
         print(f"  continue with: ganforge resume {result.run_dir}")
-        return 130
-    return 0
+    return 130 if result.status == "interrupted" else 0
+
+
+def latest_sample(run_dir: Path, step: int) -> Path | None:
+    """The newest sample grid of a step the run has reached (not one left by steps it went back on)."""
+    def grid_step(path: Path) -> int:
+        match = re.search(r"step-(\d+)\.png$", path.name)
+        return int(match.group(1)) if match else -1
+
+    grids = [p for p in (run_dir / "samples").glob("step-*.png") if 0 <= grid_step(p) <= step]
+    return max(grids, key=grid_step, default=None)
 
 
 def print_dry_run(report: dict) -> None:

@@ -19,6 +19,7 @@ import torch
 
 from ganforge.data.images import IMAGE_EXTENSIONS, DataError, check_header, decode_file, to_tensor
 from ganforge.paths import cache_dir
+from ganforge.runtime.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def build_index(root: str | Path, classes: bool = False, strict: bool = False, u
             cached = {}
     entries: dict[str, list] = {}
     files, skipped = [], {}
-    for rel, st in _walk_images(root):
+    for rel, st in progress(_walk_images(root), desc=f"indexing '{root}'", unit="file"):
         prev = cached.get(rel)
         if prev is not None and prev[0] == st.st_size and prev[1] == st.st_mtime_ns:
             reason = prev[2]

@@ -49,10 +49,13 @@ def _worker_init(worker_id: int) -> None:
     # main process finishes its step and writes a checkpoint first; a worker that died on the same
     # signal would make the DataLoader raise in the middle of that step. So a worker outlives SIGTERM
     # for WORKER_SIGTERM_GRACE_S (the main process closes it long before), and then SIGALRM's default
-    # action ends it even if it is stuck in C code. (Ctrl-C needs nothing: PyTorch's worker loop exits
-    # cleanly on KeyboardInterrupt, which the DataLoader does not count as a failure.)
+    # action ends it even if it is stuck in C code.
     if hasattr(signal, "alarm"):  # POSIX; on Windows a terminated worker is ended by the OS as before
         signal.signal(signal.SIGTERM, _start_sigterm_grace)
+    # Ctrl-C in a terminal reaches the whole process group. A forked worker inherited the trainer's
+    # handler, which would announce the stop a second time; the main process alone decides, and
+    # closes the workers when it has written its checkpoint.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class BatchStream:

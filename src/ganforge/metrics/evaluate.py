@@ -23,6 +23,7 @@ import torch.nn as nn
 from ganforge.metrics import distances
 from ganforge.metric_names import INCEPTION_GROUPS, PRODUCES, EvalError, parse_metrics
 from ganforge.metrics.oracle import rgb_uint8
+from ganforge.runtime.progress import progress
 
 
 @dataclass
@@ -59,13 +60,16 @@ def _fmt(v: float) -> str:
 class _Features:
     """Runs the feature extractors a request needs on batches of images."""
 
-    def __init__(self, groups: list[str], device: torch.device, inception: nn.Module | None, oracle: Any):
+    def __init__(self, groups: list[str], device: torch.device, inception: nn.Module | None, oracle: Any,
+                 progress: bool = False):
         self.groups, self.device, self.inception, self.oracle = groups, device, inception, oracle
+        self.progress = progress
 
     @torch.no_grad()
-    def __call__(self, batches: Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def __call__(self, batches: Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]], desc: str = "",
+                 total: int | None = None) -> dict[str, torch.Tensor]:
         out: dict[str, list[torch.Tensor]] = {}
-        for item in batches:
+        for item in progress(batches, desc=desc, total=total, unit="batch", enabled=self.progress):
             images, labels = item if isinstance(item, tuple) else (item, None)
             u8 = rgb_uint8(images)
             if self.inception is not None:
@@ -203,7 +207,7 @@ class Evaluator:
         self.family_eval, self.oracle = family_eval, oracle
         self.features = _Features(self.groups, self.device,
                                   inception.to(self.device) if inception is not None else None,
-                                  oracle if {"oracle", "class"} & set(self.groups) else None)
+                                  oracle if {"oracle", "class"} & set(self.groups) else None, progress)
         order = np.random.default_rng(seed).permutation(len(dataset))
         self.dataset, self.real_a_idx, self.real_b_idx = dataset, order[:n], order[n:2 * n]
         self.story_idx = np.sort(order[:n]) if stories else None
@@ -219,8 +223,11 @@ class Evaluator:
             self._real = {}
         if self._real is None:
             labels = "class" in self.groups
-            self._real = self.features(real_batches(self.dataset, self.real_a_idx, self.batch_size, labels))
-            other = self.features(real_batches(self.dataset, self.real_b_idx, self.batch_size, labels))
+            batches = -(-self.n // self.batch_size)
+            self._real = self.features(real_batches(self.dataset, self.real_a_idx, self.batch_size, labels),
+                                       f"features of {self.n} real images", batches)
+            other = self.features(real_batches(self.dataset, self.real_b_idx, self.batch_size, labels),
+                                  f"{self.n} more, for real vs real", batches)
             self.real_vs_real = compare(other, self._real, self.groups)
         return self._real
 
@@ -230,7 +237,7 @@ class Evaluator:
         real = self._real_side()
         metrics: dict[str, float] = {}
         if self._distribution_groups:
-            fake = self.features(images())
+            fake = self.features(images(), f"features of {self.n} generated images", -(-self.n // self.batch_size))
             got = len(next(iter(fake.values())))
             if got != self.n:
                 raise EvalError(f"the generator gave {got} images; expected n={self.n}")

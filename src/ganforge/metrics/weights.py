@@ -23,6 +23,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from ganforge.run.checkpoint import CheckpointError, read_weights_only
+
 
 class WeightsError(RuntimeError):
     """A weights file is missing, unreadable, or not the file its name promises."""
@@ -167,10 +169,9 @@ def sha256_of(path: Path) -> str:
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from ``path`` loaded with ``weights_only=True``; errors name the file."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise WeightsError(f"'{path}' is not a loadable weights file (read with weights_only=True, so a pickle that "
-                           f"would run code is refused): {type(err).__name__}: {str(err)[:300]}") from None
+        state = read_weights_only(path, "weights file")
+    except CheckpointError as err:  # the same words, under the error type the metrics raise
+        raise WeightsError(str(err)) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

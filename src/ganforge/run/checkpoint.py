@@ -22,10 +22,15 @@ from ganforge.run.files import atomic_write_bytes, remove_stale_temp_files
 FORMAT = "ganforge-checkpoint"
 VERSION = 1
 NAME_RE = re.compile(r"^step-(\d{8,})\.pt$")
+SET_ASIDE = "set-aside"  # later checkpoints of a run resumed from an earlier one
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, unsafe or does not fit the run."""
+
+
+class UnreadableFile(CheckpointError):
+    """The file's bytes cannot be read as a PyTorch file: cut short or damaged."""
 
 
 def checkpoint_name(step: int) -> str:
@@ -47,7 +52,8 @@ def save_checkpoint(folder: Path, step: int, state: dict[str, Any], keep_last: i
         # Disk full, quota, permissions: nothing half-written is left, and the pointer still names the
         # last complete checkpoint.
         previous = latest_checkpoint(folder)
-        kept = f"'{previous}' is intact and resumable" if previous is not None else "no earlier checkpoint exists"
+        kept = (f"'{previous}' is intact and resumable" if previous is not None
+                else "no earlier checkpoint exists (the resume starts again at step 0)")
         raise CheckpointError(f"could not write checkpoint '{path}' ({buf.getbuffer().nbytes / 2**20:.1f} MiB): "
                               f"{err.strerror or err}. {kept}; free space (or fix the folder) and run "
                               f"`ganforge resume {Path(folder).parent}`.") from err
@@ -85,6 +91,58 @@ def latest_checkpoint(folder: Path) -> Path | None:
             return folder / name
     found = list_checkpoints(folder)
     return found[-1] if found else None
+
+
+def intact_before(path: Path) -> Path | None:
+    """The newest checkpoint older than ``path`` in its folder that loads, or None."""
+    path = Path(path)
+    older = [p for p in list_checkpoints(path.parent) if checkpoint_step(p) < _step_or_max(path)]
+    for candidate in reversed(older):
+        try:
+            load_checkpoint(candidate)
+            return candidate
+        except CheckpointError:
+            continue
+    return None
+
+
+def _step_or_max(path: Path) -> int:
+    return checkpoint_step(path) if NAME_RE.match(path.name) else 2 ** 62
+
+
+def damaged_checkpoint_error(path: Path, err: CheckpointError) -> CheckpointError:
+    """``err`` (``path`` cannot be read) with the way out: the newest intact checkpoint before it and the
+    commands that use it."""
+    path = Path(path)
+    intact = intact_before(path)
+    run = path.parent.parent
+    if intact is None:
+        return CheckpointError(f"{err}. No earlier checkpoint of this run is intact; start again with "
+                               f"`ganforge train {run / 'config.yaml'} name=NEW_NAME`")
+    return CheckpointError(f"{err}. The checkpoint before it, '{intact}', is intact: "
+                           f"`ganforge resume {run} --from {intact.name}` continues from it (later checkpoints are "
+                           f"moved to '{path.parent / SET_ASIDE}', nothing is deleted), and the other verbs take "
+                           f"that file in place of the run folder")
+
+
+def set_aside_after(folder: Path, step: int) -> list[Path]:
+    """Move the checkpoints of steps after ``step`` into ``folder/set-aside`` and point ``latest`` at
+    ``step``'s, so that a run resumed from an earlier checkpoint neither prunes its new checkpoints in
+    favour of the old later ones nor returns to them. Returns the moved files' new paths."""
+    folder = Path(folder)
+    later = [p for p in list_checkpoints(folder) if checkpoint_step(p) > step]
+    moved = []
+    if later:
+        (folder / SET_ASIDE).mkdir(exist_ok=True)
+    for p in later:
+        target = folder / SET_ASIDE / p.name
+        n = 1
+        while target.exists():  # set aside before: keep both
+            target, n = folder / SET_ASIDE / f"{p.stem}.{n}{p.suffix}", n + 1
+        p.replace(target)
+        moved.append(target)
+    atomic_write_bytes(folder / "latest", checkpoint_name(step).encode("utf-8"))
+    return moved
 
 
 def _refused_as_unsafe(err: pickle.UnpicklingError) -> bool:
@@ -136,11 +194,27 @@ def read_weights_only(path: Path, what: str, map_location: str | torch.device = 
                                   f"and plain data; it contains objects that could run code when unpickled "
                                   f"(globals: {_offending_globals(path, allowed)}). Only load files you trust, and "
                                   f"convert them to safetensors.") from None
-        detail = str(err)  # plain garbage also raises UnpicklingError ("invalid load key")
+        reason = why_unreadable(path, err)
     except Exception as err:
-        detail = f"{type(err).__name__}: {err}"
-    raise CheckpointError(f"{what} '{path}' is unreadable (truncated or corrupted?), not a readable PyTorch file: "
-                          f"{detail.splitlines()[0][:200] if detail else ''}")
+        reason = why_unreadable(path, err)
+    raise UnreadableFile(f"{what} '{path}' is unreadable: {reason}")
+
+
+def why_unreadable(path: Path, err: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` could not read ``path``, in our words.
+
+    PyTorch's own messages suggest ``weights_only=False``, which would run whatever code the file
+    holds; this names the problem instead (a file cut short, bytes that are no PyTorch file)."""
+    text = str(err)
+    size = Path(path).stat().st_size if Path(path).is_file() else 0
+    if "central directory" in text or "PytorchStreamReader" in text or isinstance(err, EOFError):
+        return (f"the file is incomplete ({size:,} bytes; a copy or a write that did not finish), or damaged. "
+                f"Copy it again from its source, or use an earlier file")
+    if "WeightsUnpickler error:" in text:
+        detail = " ".join(text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation")[0].split())
+        return f"its bytes are not a PyTorch file of tensors ({detail.rstrip('.')}); it is damaged or another format"
+    return (f"its bytes are not a PyTorch file ({type(err).__name__}: {text.splitlines()[0] if text else ''}); "
+            f"it is damaged or another format")
 
 
 def read_official_state_dict(path: Path, what: str, key: str) -> dict[str, torch.Tensor]:

@@ -16,7 +16,8 @@ from typing import Any, TypedDict
 import yaml
 
 from ganforge.config import to_dict
-from ganforge.run.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from ganforge.run.checkpoint import (CheckpointError, UnreadableFile, damaged_checkpoint_error, latest_checkpoint,
+                                     load_checkpoint, save_checkpoint)
 from ganforge.run.files import atomic_write_bytes
 
 CONFIG_NAME = "config.yaml"
@@ -41,6 +42,7 @@ class CheckpointRecord(TypedDict, total=False):
     data_position: int
     lr_scale: float
     world_size: int
+    threads: int  # CPU intra-op threads it was computed with (a resume keeps them: sums' order)
     imported_from: dict[str, str | None]
     step: int
 
@@ -105,7 +107,11 @@ def open_run(path: str | Path, allow_export: bool = True) -> OpenedRun:
     elif path.suffix != ".pt":
         raise CheckpointError(f"'{path}' is neither a run folder nor a checkpoint .pt file"
                               + (" nor an export folder" if allow_export else ""))
-    return OpenedRun(path, run_folder_of(path), record=load_checkpoint(path))
+    try:
+        record = load_checkpoint(path)
+    except UnreadableFile as err:
+        raise damaged_checkpoint_error(path, err) from None
+    return OpenedRun(path, run_folder_of(path), record=record)
 
 
 def _open_export(path: Path) -> OpenedRun:

@@ -22,6 +22,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
+from ganforge.runtime.cpu import OtherCpuUse
 from ganforge.runtime.device import peak_memory_bytes, synchronize
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class BenchReport:
     peak_flops: float | None = None
     peak_memory_bytes: int | None = None
     parameters: dict[str, int] = field(default_factory=dict)
+    busy_elsewhere: float | None = None  # cores other programs kept busy during the timed steps
 
     @property
     def median_step_s(self) -> float:
@@ -103,6 +105,10 @@ class BenchReport:
             f"  peak memory       {memory}",
             "  parameters        " + ", ".join(f"{k} {v:,}" for k, v in self.parameters.items()),
         ]
+        if self.busy_elsewhere is not None and self.busy_elsewhere >= 0.5:
+            rows.append(f"  note              other programs kept {self.busy_elsewhere:.1f} cores busy while these "
+                        f"steps ran: the times are slower than this machine's. Measure again when it is idle, or "
+                        f"compare runtime.threads=N")
         return "\n".join(rows)
 
 
@@ -172,10 +178,12 @@ def bench(trainer: "Trainer", steps: int = 3, warmup: int = 1, measure_peak: boo
         report.images_per_step = trainer.stream.position - position
         for _ in range(warmup - 1):
             _one_step(trainer)
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            _one_step(trainer)
-            report.step_s.append(time.perf_counter() - t0)
+        with OtherCpuUse() as others:
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                _one_step(trainer)
+                report.step_s.append(time.perf_counter() - t0)
+        report.busy_elsewhere = others.cores
         report.peak_memory_bytes = peak_memory_bytes(trainer.device)
     finally:
         trainer.stream.close()

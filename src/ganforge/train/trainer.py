@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import signal
 import sys
 import threading
@@ -35,14 +36,16 @@ from ganforge.paths import safe_name
 from ganforge.registry import get_family
 from ganforge.runtime.allocator import retain_freed_memory
 from ganforge.runtime.compile import compile_networks
+from ganforge.runtime.cpu import SlowdownWatch, apply_threads
 from ganforge.runtime.device import peak_memory_bytes, resolve_device, synchronize
 from ganforge.runtime.distributed import (average_gradients, barrier, broadcast_module, env_info,
                                           init_distributed)
 from ganforge.runtime.precision import Precision
 from ganforge.runtime.seed import capture_rng_state, restore_rng_state, seed_everything, set_deterministic
 from ganforge.sample.grid import generate, save_grid
-from ganforge.run.checkpoint import (CheckpointError, checkpoint_step, latest_checkpoint, load_checkpoint,
-                                       save_checkpoint)
+from ganforge.run.checkpoint import (CheckpointError, UnreadableFile, checkpoint_step, damaged_checkpoint_error,
+                                     latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint,
+                                     set_aside_after)
 from ganforge.train.ema import make_ema, update_ema
 from ganforge.train.logger import RunLogger
 from ganforge.train.memory import (explain, free_device_memory, is_out_of_memory, model_too_large,
@@ -85,7 +88,11 @@ class _StopFlag:
         return self
 
     def _handler(self, reason: str) -> Callable[[int, Any], None]:
+        owner = os.getpid()
+
         def handle(signum: int, frame: Any) -> None:
+            if os.getpid() != owner:  # a forked child (a data worker) inherited this handler: not its call
+                return
             if self.reason is not None and signum == signal.SIGINT:
                 raise KeyboardInterrupt  # second Ctrl-C: the user really wants out
             self.reason = reason
@@ -97,6 +104,14 @@ class _StopFlag:
     def __exit__(self, *exc: Any) -> None:
         for sig, prev in self._previous.items():
             signal.signal(sig, prev)
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint to continue from; a damaged one is refused with the intact one before it named."""
+    try:
+        return load_checkpoint(path)
+    except UnreadableFile as err:
+        raise damaged_checkpoint_error(path, err) from None
 
 
 def _rank_device(cfg: RunConfig) -> torch.device:
@@ -113,8 +128,9 @@ class Trainer:
         self.cfg = cfg
         self.step_hook = step_hook
         rt = cfg.runtime
-        if rt.threads:
-            torch.set_num_threads(rt.threads)
+        # Read first: its thread count is the one to continue with (sums' order depends on it).
+        resumed = _read_checkpoint(resume_from) if resume_from is not None else None
+        self.threads = apply_threads(rt.threads, resumed.get("threads") if resumed else None)
         if rt.retain_freed_memory:
             retain_freed_memory()
         self.device = _rank_device(cfg)
@@ -153,7 +169,7 @@ class Trainer:
         data_position = 0
         self.run_dir = run_dir
         if resume_from is not None:
-            data_position = self._load(resume_from)
+            data_position = self._load(resume_from, resumed)
         # Per-rank streams for anything a recipe draws from torch's global RNG (dropout, ...). A
         # checkpoint restores rank 0's state; every other case derives it from rank and step.
         if resume_from is None or self.dist.rank > 0:
@@ -208,10 +224,10 @@ class Trainer:
             "data_position": self.stream.position,
             "lr_scale": self.lr_scale,
             "world_size": self.dist.world_size,
+            "threads": torch.get_num_threads(),
         }
 
-    def _load(self, path: Path) -> int:
-        state = load_checkpoint(path)
+    def _load(self, path: Path, state: dict[str, Any]) -> int:
         if state.get("family") != self.cfg.family:
             raise CheckpointError(f"'{path}' is a '{state.get('family')}' checkpoint; this run is '{self.cfg.family}'")
         try:
@@ -284,7 +300,7 @@ class Trainer:
             return False
         failed_at = self.step
         self.stream.close()
-        position = self._load(ckpt)
+        position = self._load(ckpt, load_checkpoint(ckpt))
         self.lr_scale *= tr.nan_lr_factor
         self.rollbacks += 1
         self.stream = self._open_stream(position)
@@ -444,10 +460,14 @@ class Trainer:
                    mininterval=0.5 if sys.stderr.isatty() else 30.0, file=sys.stderr)
         sums: dict[str, Any] = {}
         status, last_ckpt = "finished", None
-        t_last, steps_since = time.perf_counter(), 0
+        window = [time.perf_counter(), 0]  # start of the current log window, steps in it
+        if self.is_main and self.device.type == "cpu":
+            tqdm.write(f"{self.cfg.family} on the CPU with {self.threads.describe()}", file=sys.stderr)
+        watch = SlowdownWatch()
         try:
             with _StopFlag() as stop:
                 while self.step < tr.steps:
+                    t_step = time.perf_counter()
                     totals = self.train_step(sums)
                     try:
                         must_stop = self._check_finite(totals, stop.reason is not None)
@@ -457,28 +477,15 @@ class Trainer:
                         sums, bar.n = {}, self.step
                         continue
                     self.step += 1
-                    steps_since += 1
+                    window[1] += 1
                     bar.update(1)
+                    slow = watch.add(time.perf_counter() - t_step)
+                    if slow is not None and self.is_main:
+                        tqdm.write(self._slowdown_advice(slow, watch.pace or slow), file=sys.stderr)
                     if self.step % tr.log_every == 0 or self.step == tr.steps:
-                        now = time.perf_counter()
-                        values = self._reduce_logs(sums)
-                        values["time/s_per_step"] = (now - t_last) / max(steps_since, 1)
-                        values["lr/factor"] = self._lr_factor(self.step - 1)
-                        t_last, steps_since, sums = now, 0, {}
-                        if self.logger is not None:
-                            self.logger.scalars(self.step, values)
-                        bar.set_postfix({k.split("/")[0] + "_" + k.split("/")[-1]: f"{v:.3g}" for k, v in values.items()
-                                         if k.endswith("/loss")}, refresh=False)
-                    if self.step % tr.sample_every == 0 or self.step == tr.steps:
-                        self.write_samples()
-                    saved_now = self.step % tr.ckpt_every == 0 or self.step == tr.steps
-                    if saved_now:
-                        last_ckpt = self.save()
-                    ev = self.cfg.eval
-                    if ev.every and (self.step % ev.every == 0 or self.step == tr.steps):
-                        if ev.keep_best and not saved_now:
-                            last_ckpt = self.save()  # keep-best needs this step's weights on disk
-                        self.evaluate(last_ckpt)
+                        self._log_window(sums, window, bar)
+                        sums = {}
+                    last_ckpt = self._save_sample_evaluate(last_ckpt)
                     if self.step_hook is not None:
                         self.step_hook(self, self.step)
                     if must_stop or stop.reason is not None:
@@ -492,6 +499,43 @@ class Trainer:
             if self.logger is not None:
                 self.logger.close()
         return TrainResult(self.run_dir, self.step, status, last_ckpt)
+
+    def _log_window(self, sums: dict[str, Any], window: list, bar: tqdm) -> None:
+        """Log the mean losses and s/step of the steps since the last log line; start a new window."""
+        now = time.perf_counter()
+        values = self._reduce_logs(sums)
+        values["time/s_per_step"] = (now - window[0]) / max(window[1], 1)
+        values["lr/factor"] = self._lr_factor(self.step - 1)
+        window[:] = [now, 0]
+        if self.logger is not None:
+            self.logger.scalars(self.step, values)
+        bar.set_postfix({k.split("/")[0] + "_" + k.split("/")[-1]: f"{v:.3g}" for k, v in values.items()
+                         if k.endswith("/loss")}, refresh=False)
+
+    def _save_sample_evaluate(self, last_ckpt: Path | None) -> Path | None:
+        """The sample grid, checkpoint and evaluation due at this step; the latest checkpoint written."""
+        tr, ev = self.cfg.train, self.cfg.eval
+        if self.step % tr.sample_every == 0 or self.step == tr.steps:
+            self.write_samples()
+        saved_now = self.step % tr.ckpt_every == 0 or self.step == tr.steps
+        if saved_now:
+            last_ckpt = self.save()
+        if ev.every and (self.step % ev.every == 0 or self.step == tr.steps):
+            if ev.keep_best and not saved_now:
+                last_ckpt = self.save()  # keep-best needs this step's weights on disk
+            self.evaluate(last_ckpt)
+        return last_ckpt
+
+    def _slowdown_advice(self, now_s: float, pace_s: float) -> str:
+        """What to do when steps became far slower than at the start (another program on the machine)."""
+        where = "the CPU" if self.device.type == "cpu" else f"the CPU or {self.device}"
+        text = (f"step {self.step}: steps now take {now_s:.2f} s against {pace_s:.2f} s when this run started; "
+                f"another program is probably using {where}. Training goes on.")
+        if self.device.type == "cpu" and self.run_dir is not None:
+            fewer = max(1, torch.get_num_threads() - 1)
+            text += (f" To train on the cores that are free instead: Ctrl-C (a checkpoint is written), then "
+                     f"`ganforge resume {self.run_dir} runtime.threads={fewer}`")
+        return text
 
     def _reduce_logs(self, sums: dict[str, Any]) -> dict[str, float]:
         keys = [k for k in sums if not k.startswith("_count/")]
@@ -642,8 +686,11 @@ def _remove_if_only_config(run_dir: Path) -> None:
 
 
 def resume(run_dir: str | Path, overrides: list[str] | None = None,
-           step_hook: Callable[[Trainer, int], None] | None = None) -> TrainResult:
-    """Continue ``run_dir`` from its latest checkpoint (overrides may extend ``train.steps``)."""
+           step_hook: Callable[[Trainer, int], None] | None = None, start_from: str | Path | None = None) -> TrainResult:
+    """Continue ``run_dir`` from its latest checkpoint, or from ``start_from`` (a file name in its
+    ``checkpoints`` folder or a path; later checkpoints are set aside). Overrides may extend
+    ``train.steps``. A run that has its config but no checkpoint yet (stopped before the first one)
+    starts from step 0."""
     from ganforge.config import load_yaml
     from ganforge.presets import resolve_with_overrides
 
@@ -653,9 +700,13 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None,
         raise FileNotFoundError(f"'{run_dir}' is not a ganforge run: no config.yaml in it")
     raw = load_yaml(cfg_path.read_text(encoding="utf-8"))
     cfg = resolve_with_overrides(raw, overrides or [])
-    ckpt = latest_checkpoint(run_dir / "checkpoints")
+    ckpt = _checkpoint_to_resume(run_dir, start_from)
     if ckpt is None:
-        raise CheckpointError(f"'{run_dir}' has no checkpoint to resume from (folder '{run_dir / 'checkpoints'}')")
+        if env_info().is_main:
+            log.warning("'%s' has no checkpoint yet: training starts at step 0 with its config.yaml", run_dir)
+            if overrides:
+                save_config(cfg, cfg_path)
+        return _fit(cfg, lambda: Trainer(cfg, run_dir, step_hook=step_hook))
     at = checkpoint_step(ckpt)
     # Refused before config.yaml is rewritten: a run whose config says fewer steps than it has trained
     # would mislead every later resume and report.
@@ -665,6 +716,28 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None,
     if cfg.train.steps == at and env_info().is_main:
         log.warning("'%s' is already at train.steps=%d: nothing to train (give train.steps=N, N > %d, to go on)",
                     run_dir, at, at)
-    if overrides and env_info().is_main:
-        save_config(cfg, cfg_path)
+    if env_info().is_main:
+        if start_from is not None:
+            for moved in set_aside_after(run_dir / "checkpoints", at):
+                log.warning("set aside '%s' (after the checkpoint this run continues from)", moved)
+        if overrides:
+            save_config(cfg, cfg_path)
     return _fit(cfg, lambda: Trainer(cfg, run_dir, resume_from=ckpt, step_hook=step_hook))
+
+
+def _checkpoint_to_resume(run_dir: Path, start_from: str | Path | None) -> Path | None:
+    """The checkpoint a resume continues from: ``start_from`` (checked to load before anything is set
+    aside), else the latest (the trainer reads it first, and names the intact one before a damaged one)."""
+    folder = run_dir / "checkpoints"
+    if start_from is not None:
+        ckpt = Path(start_from)
+        if not ckpt.is_file() and (folder / ckpt.name).is_file() and ckpt.parent == Path("."):
+            ckpt = folder / ckpt.name
+        if not ckpt.is_file():
+            have = ", ".join(p.name for p in list_checkpoints(folder)) or "none"
+            raise CheckpointError(f"--from: '{start_from}' is not a checkpoint of '{run_dir}' (its checkpoints: {have})")
+        if ckpt.resolve().parent != folder.resolve():
+            raise CheckpointError(f"--from: '{ckpt}' is not in '{folder}'; a run continues from its own checkpoints")
+        load_checkpoint(ckpt)
+        return ckpt
+    return latest_checkpoint(folder)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ganforge.runtime.progress import progress
 from ganforge.models.starganv2.translator import Starganv2Translator
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def reference_video(net: Starganv2Translator, sources: torch.Tensor, refs: torch
     masks = net.masks(x)
     styles = net.style_encoder(refs.to(device), ref_domains.to(device))
     clips = []
-    for k in range(1, len(refs)):
+    for k in progress(range(1, len(refs)), desc="video: morphing between references", unit="pair"):
         if ref_domains[k] != ref_domains[k - 1]:  # no morphing across domains
             continue
         inter = interpolation_frames(net, x, styles[k - 1:k], styles[k:k + 1], masks)
@@ -118,7 +119,7 @@ def write_video(frames: torch.Tensor, path: Path, fps: int = 15) -> Path:
         writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
                                              macro_block_size=2, ffmpeg_log_level="error")
         writer.send(None)
-        for frame in arr:
+        for frame in progress(arr, desc=f"encoding '{path.name}'", unit="frame"):
             writer.send(np.ascontiguousarray(frame))
         writer.close()
         return path

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganforge.run.checkpoint import CheckpointError
+from ganforge.run.checkpoint import CheckpointError, read_weights_only
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -31,10 +31,7 @@ def load_character_classifier(path: str | Path, num_labels: int) -> nn.Module:
         return torch.jit.load(str(path), map_location="cpu").eval()
     except RuntimeError:
         pass  # not TorchScript: a state dict
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"'{path}' is neither TorchScript nor a readable state dict: {err}") from None
+    state = read_weights_only(path, "character classifier (TorchScript or a state dict)")
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     state = {k.removeprefix("module."): v for k, v in state.items()}
     if "fc.weight" not in state or state["fc.weight"].shape[0] != num_labels:
