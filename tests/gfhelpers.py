@@ -185,3 +185,31 @@ def fill_tflib_params(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str
         else:
             values[name] = 0.2 * draw
     return values
+
+
+def grid_size(path: Path, k: int = 0) -> tuple[int, int]:
+    """(width, height) of the ``k``-th image grid in a picture ganforge saved, its labels left out."""
+    from ganforge.sample.grid import grid_boxes
+
+    boxes = grid_boxes(path)
+    assert boxes, f"{path} records no grid"
+    return boxes[k][2], boxes[k][3]
+
+
+def labelled_columns(path: Path, columns: int) -> list[bool]:
+    """For each of the ``columns`` columns of the first grid in ``path``: whether dark pixels (a header's
+    letters) lie in the white band right above it."""
+    import numpy as np
+    from PIL import Image
+
+    left, top, width, _ = grid_size_box(path)
+    pixels = np.asarray(Image.open(path).convert("L"))
+    cell = (width - 2) // columns
+    band = pixels[max(0, top - 60):top]
+    return [bool((band[:, left + 2 + k * cell:left + (k + 1) * cell] < 128).any()) for k in range(columns)]
+
+
+def grid_size_box(path: Path) -> tuple[int, int, int, int]:
+    from ganforge.sample.grid import grid_boxes
+
+    return grid_boxes(path)[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from gfhelpers import assert_states_equal, tiny_overrides
 from ganforge.cli.train import latest_sample, report

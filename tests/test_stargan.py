@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from gfhelpers import REPO, assert_latest_checkpoints_equal, check_exports, short_run, tiny_overrides
+from gfhelpers import grid_size, grid_size_box, labelled_columns, REPO, assert_latest_checkpoints_equal, check_exports, short_run, tiny_overrides
 from ganforge.cli import main
 from ganforge.config import ConfigError
 from ganforge.presets import load_config
@@ -192,10 +192,8 @@ def stargan_run(tmp_path_factory):
 
 
 def test_training_writes_translation_grids_and_resumes_bit_for_bit(stargan_run, tmp_path):
-    from PIL import Image
-
-    grid = Image.open(stargan_run / "samples" / "step-00000004.png")
-    assert grid.size == (6 * 34 + 2, 3 * 34 + 2)  # 3 rows: input + 5 attribute columns
+    grid = stargan_run / "samples" / "step-00000004.png"
+    assert grid_size(grid) == (6 * 34 + 2, 3 * 34 + 2)  # 3 rows: input + 5 attribute columns
     cfg = load_config("stargan/shapes", tiny(tmp_path, **{"train.steps": 2}))
     train(cfg)
     resume(tmp_path / "run", ["train.steps=4"])
@@ -208,9 +206,9 @@ def test_translate_verb_writes_grids_and_singles(stargan_run, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["translate", str(stargan_run), "--input", str(folder), "--out", str(out),
                  "--attrs", "Red", "--attrs", "Large=0,Light_Background=1"]) == 0
-    from PIL import Image
-
-    assert Image.open(out / "grid-0001.png").size == (3 * 34 + 2, 3 * 34 + 2)
+    assert grid_size(out / "grid-0001.png") == (3 * 34 + 2, 3 * 34 + 2)
+    assert labelled_columns(out / "grid-0001.png", 3) == [True] * 3  # input, Red, Large=0,Light_Background=1
+    assert grid_size_box(out / "grid-0001.png")[0] > 0, "each row is labelled with its file name"
     assert (out / "columns.txt").read_text().split() == ["input", "Red", "Large=0,Light_Background=1"]
     assert len(list((out / "000000").glob("*.png"))) == 3
     assert main(["translate", str(stargan_run), "--input", str(folder), "--attrs", "Smiling"]) == 2
@@ -311,8 +309,8 @@ def test_joint_celeba_rafd_training(celeba_folder, tmp_path):
     assert result.status == "finished"
     metrics = (tmp_path / "run" / "metrics.jsonl").read_text()
     assert "D_celeba/cls" in metrics and "G_rafd/rec" in metrics
-    grid = Image.open(tmp_path / "run" / "samples" / "step-00000002.png")
-    assert grid.size == (7 * 34 + 2, 3 * 34 + 2)  # input + 3 CelebA + 3 RaFD columns
+    grid = tmp_path / "run" / "samples" / "step-00000002.png"
+    assert grid_size(grid) == (7 * 34 + 2, 3 * 34 + 2)  # input + 3 CelebA + 3 RaFD columns
     tr = open_translator(tmp_path / "run")
     assert tr.cond.all_names == ("Red", "Green", "Large", "angry", "happy", "sad") and tr.cond.joint
     bad = load_config("stargan/celeba_rafd", tiny(tmp_path / "b", shapes=False, **{

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from gfhelpers import (REPO, SHARED_DATA, assert_latest_checkpoints_equal, assert_official_output, check_exports,
+from gfhelpers import (grid_size, REPO, SHARED_DATA, assert_latest_checkpoints_equal, assert_official_output, check_exports,
                        face_like_heatmaps, fan_probe, fill_by_key_order, short_run, update_projections)
 from ganforge.cli import main
 from ganforge.config import ConfigError
@@ -274,8 +274,6 @@ def domain_data(tmp_path_factory):
 
 @pytest.mark.slow
 def test_training_steps_the_official_networks_and_resumes_bit_for_bit(domain_data, tmp_path):
-    from PIL import Image
-
     result = train(load_config("starganv2/afhq", tiny(tmp_path / "a", domain_data)))
     assert result.status == "finished"
     run = tmp_path / "a" / "run"
@@ -291,7 +289,7 @@ def test_training_steps_the_official_networks_and_resumes_bit_for_bit(domain_dat
     assert weights == pytest.approx([2.0, 1.5, 1.0, 0.5])  # AFHQ's 2, to zero at ds_iter=4
     assert {"D_latent/reg", "D_ref/fake", "G_ref/cyc", "G_latent/sty"} <= set(lines[-1])
     # Reference grid: white corner + 3 sources, then 3 rows of reference + outputs.
-    assert Image.open(run / "samples" / "step-00000004.png").size == (4 * 18 + 2, 4 * 18 + 2)
+    assert grid_size(run / "samples" / "step-00000004.png") == (4 * 18 + 2, 4 * 18 + 2)
     train(load_config("starganv2/afhq", tiny(tmp_path / "b", domain_data, **{"train.steps": 2})))
     resume(tmp_path / "b" / "run", ["train.steps=4"])
     assert_latest_checkpoints_equal(run, tmp_path / "b" / "run")
@@ -302,13 +300,11 @@ def test_training_steps_the_official_networks_and_resumes_bit_for_bit(domain_dat
 def _check_sample_mode(run, data, out):
     """`ganforge sample RUN --src --ref` writes the official reference grid, latent grid and video."""
     import imageio_ffmpeg
-    from PIL import Image
-
     assert main(["sample", str(run), "--src", str(data), "--ref", str(data), "--n", "4", "--per-domain", "2",
                  "--out", str(out)]) == 0
     # 4 sources; references 2 female + 2 male: a white corner and the sources, then a row per reference.
-    assert Image.open(out / "reference.png").size == (5 * 18 + 2, 5 * 18 + 2)
-    assert Image.open(out / "latent.png").size == (4 * 18 + 2, (1 + 2 * 2) * 18 + 2)  # sources + 2 z x 2 domains
+    assert grid_size(out / "reference.png") == (5 * 18 + 2, 5 * 18 + 2)
+    assert grid_size(out / "latent.png") == (4 * 18 + 2, (1 + 2 * 2) * 18 + 2)  # sources + 2 z x 2 domains
     frames = imageio_ffmpeg.read_frames(str(out / "video_ref.mp4"))
     meta = next(frames)
     # one 31-frame morph per domain (its two references), then the last frame 10 more times
@@ -316,7 +312,7 @@ def _check_sample_mode(run, data, out):
     # --n 2 takes one reference per domain for the grid; the video still morphs within each domain.
     assert main(["sample", str(run), "--src", str(data), "--ref", str(data), "--n", "2", "--per-domain", "1",
                  "--out", str(out / "small")]) == 0
-    assert Image.open(out / "small" / "reference.png").size == (3 * 18 + 2, 3 * 18 + 2)
+    assert grid_size(out / "small" / "reference.png") == (3 * 18 + 2, 3 * 18 + 2)
     frames = imageio_ffmpeg.read_frames(str(out / "small" / "video_ref.mp4"))
     assert next(frames)["size"] == (16 + 32 + 2 * 16, 32) and sum(1 for _ in frames) == 2 * 31 + 10
     # A --ref whose domain folders do not match the model's is refused (here: 1 folder, 'train').

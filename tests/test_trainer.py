@@ -232,6 +232,22 @@ def test_dry_run_reports_shapes_counts_and_time(tmp_path):
     assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("preset, network, expected", [
+    ("biggan/shapes", "G", {"blocks.0.0": ("GBlock", "(50, 32, 8, 8)"), "blocks.2.0": ("GBlock", "(50, 32, 32, 32)"),
+                            "output_layer": ("Sequential", "(50, 3, 32, 32)")}),
+    ("biggan/shapes", "D", {"blocks.0.0": ("DBlock", "(100, 32, 16, 16)"), "linear": ("SNLinear", "(100, 1)")}),
+    ("starganv2/shapes", "G", {"generator.encode.0": ("ResBlk", "(8, 64, 16, 16)"),
+                               "generator.decode.2": ("AdainResBlk", "(8, 32, 32, 32)"),
+                               "mapping_network": ("MappingNetwork", "(8, 64)")}),
+    ("storygan/shapes", "G", {"recurrent": ("GRUCell", "(24, 75)"), "upsample4": ("Sequential", "(24, 12, 64, 64)")}),
+])
+def test_dry_run_shows_the_blocks_the_paper_draws(preset, network, expected):
+    report = Trainer(load_config(preset, ["data.num_workers=0"])).dry_run()
+    rows = {name: (kind, shape) for name, kind, shape in report["shapes"][network]}
+    assert {k: rows.get(k) for k in expected} == expected
+    assert not any(".conv" in name or name.endswith(".bn1") for name in rows), "layers inside a block stay inside"
+
+
 # ------------------------------------------------------------------------------ pure functions
 
 def test_ema_copies_before_start_then_averages():

@@ -43,6 +43,16 @@ class MetricVocabulary:
     def group_of(self, name: str) -> str:
         return next(g for g, values in self.produces.items() if name in values)
 
+    def better(self, name: str) -> str:
+        """``higher`` or ``lower`` (which way ``name`` is better), or ``""`` when it does not rank. A
+        per-part value such as ``target_acc/Red`` or ``object_acc/frame2`` goes the way of its stem."""
+        stem = name.split("/", 1)[0]
+        for values in self.produces.values():
+            for key in (name, stem):
+                if values.get(key) is not None:
+                    return "higher" if values[key] else "lower"
+        return ""
+
     def default_metric(self, groups: Sequence[str]) -> str:
         """The value that ranks checkpoints when none is named: the first rankable one of ``groups``."""
         return next(k for g in groups for k, d in self.produces[g].items() if d is not None)

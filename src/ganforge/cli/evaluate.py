@@ -14,8 +14,8 @@ EXAMPLES = """
     ganforge evaluate runs/demo --metrics fid,is,kid,pr,dc,oracle --n 10000
     ganforge evaluate runs/x/checkpoints/step-00020000.pt --metrics fid --inception /w/pt_inception-2015-12-05-6726825d.pth
     ganforge evaluate runs/faces --metrics fid,kid data.path=/data/faces_test   # another real set"""
-METRICS_HELP = ("comma-separated: fid,is,kid,pr,dc,oracle,class,translation,story (default: oracle; story models: "
-                "story). class: class-conditional models on the shapes class view; translation: image-to-image "
+METRICS_HELP = ("comma-separated: fid,is,kid,pr,dc,oracle,class,translation,story (default: oracle on the built-in "
+                "shapes data, fid,kid on any other; story models: story). class: class-conditional models on the shapes class view; translation: image-to-image "
                 "models on the shapes attributes view; story: story models, --n stories. A family with its own "
                 "evaluation names its metrics below")
 
@@ -27,7 +27,8 @@ def add_parser(sub: Any) -> None:
     v.add_argument("overrides", nargs="*", help="key=value applied to the run's config, e.g. data.path=/data/test")
     v.add_argument("--metrics", default=None, help=METRICS_HELP)
     v.add_argument("--n", type=int, default=None,
-                   help="generated images (and real images per real set), default 1000; stories: default every "
+                   help="generated images (and real images per real set), default 1000 or half the data's "
+                        "images when it has fewer than 2000; stories: default every "
                         "story of the data up to 1000; translation models with their own evaluation: source "
                         "images per domain (default: every validation image)")
     v.add_argument("--seed", type=int, default=0)
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
 def report_evaluation(args: argparse.Namespace, source: Any, result: Any) -> int:
     """Write ``result`` as JSON (``--out`` or RUN/eval/) and print it as a table (or the JSON)."""
+    from ganforge.metric_names import GENERIC
     from ganforge.metrics.evaluate import write_result
 
     # The weights actually evaluated: a run without EMA is evaluated raw whatever --weights asked.
@@ -68,6 +70,8 @@ def report_evaluation(args: argparse.Namespace, source: Any, result: Any) -> int
     if args.json:
         print(out.read_text(encoding="utf-8"))
     else:
-        print(result.table())
+        print(result.table(get_family(source.generator.family).metrics or GENERIC))
+        for note in getattr(result, "notes", []):
+            print(note)
         print(f"wrote {out}")
     return 0

@@ -71,9 +71,12 @@ def print_dry_run(report: dict) -> None:
         print(f"  {name}: {count:,} parameters" + (" (compiled)" if name in report["compiled"] else ""))
     print("  phases: " + ", ".join(f"{n} (updates {net}, x{rep}, every {ev})" for n, net, rep, ev in report["phases"]))
     for net, rows in report["shapes"].items():
-        print(f"  {net} module outputs:")
+        print(f"  {net} blocks (output shapes, batch first):")
+        width = max([len(mod) for mod, _, _ in rows] + [14])
         for mod, kind, shape in rows:
-            print(f"    {mod:<14} {kind:<22} {shape}")
+            print(f"    {mod:<{width}} {kind:<22} {shape}")
     print("  losses: " + ", ".join(f"{k}={v:.4g}" for k, v in report["losses"].items()))
-    print(f"  step time: {report['step_s']:.3f} s (first step, with warm-up: {report['first_step_s']:.3f} s)")
+    print(f"  training step: {report['step_s']:.3f} s (every phase as often as training runs it)")
+    print(f"  warm-up step:  {report['first_step_s']:.3f} s (one update per phase, first calls included: not "
+          f"comparable with the line above)")
     print(f"  peak memory: {mib / 2**20:.0f} MiB" if mib else "  peak memory: not measurable here")

@@ -124,3 +124,23 @@ def data_config(name: str, **values: Any) -> DataConfig:
     if unknown:
         raise ConfigError(f"data.{unknown[0]}: dataset '{name}' does not read it. Its keys: {', '.join(spec.keys)}")
     return convert({"name": name, **values}, spec.config, "data")
+
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def class_names(data: dict[str, Any]) -> list[str] | None:
+    """The class names of a run's data (its ``data`` config as plain data), cheaply and without
+    reading images, for labelling pictures: shapes' class view, CIFAR-10, and class sub-folders that
+    still exist on this machine. None where they are not known here (e.g. ImageNet's numeric ids)."""
+    from ganforge.data.shapes import COLOR_NAMES, SHAPES
+
+    name = data.get("name")
+    if name == "shapes" and data.get("view") == "class":
+        return [f"{color} {shape}" for shape in SHAPES for color in COLOR_NAMES]
+    if name == "cifar" and data.get("classes"):
+        return list(CIFAR10_CLASSES)
+    root = data.get("path") or data.get("root")
+    if name == "image_folder" and data.get("classes") and root and Path(root).is_dir():
+        return sorted(d.name for d in Path(root).iterdir() if d.is_dir() and not d.name.startswith("."))
+    return None

@@ -111,9 +111,9 @@ class DomainFolderDataset(DomainView):
     """Images of ``<root>/<domain>/`` with their domain index (domains in sorted folder order)."""
 
     def __init__(self, root: str | Path, image_size: int = 256, augment: bool = True, crop_prob: float = 0.5,
-                 flip: bool = True, strict: bool = False):
+                 flip: bool = True, strict: bool = False, option: str = "data.path"):
         self.root = Path(root)
-        self.index = build_index(self.root, classes=True, strict=strict)
+        self.index = build_index(self.root, classes=True, strict=strict, option=option)
         self.image_size, self.augment, self.crop_prob, self.flip = image_size, augment, crop_prob, flip
         self.domains = list(self.index.class_names)
         self.labels = np.asarray(self.index.labels, dtype=np.int64)

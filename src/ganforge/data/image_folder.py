@@ -50,17 +50,19 @@ def _walk_images(root: Path) -> list[tuple[str, os.stat_result]]:
     return found
 
 
-def build_index(root: str | Path, classes: bool = False, strict: bool = False, use_cache: bool = True) -> FolderIndex:
+def build_index(root: str | Path, classes: bool = False, strict: bool = False, use_cache: bool = True,
+                option: str = "data.path") -> FolderIndex:
     """Scan ``root`` for images; check each file's header once (cached by size and mtime).
 
-    Errors name the folder: missing, not a folder, no images at all, or (``classes``) no class
-    sub-folders. In ``strict`` mode the first unreadable file is an error naming it.
+    Errors name the folder and ``option``, the setting or command-line option the user gave it by:
+    missing, not a folder, no images at all, or (``classes``) no class sub-folders. In ``strict``
+    mode the first unreadable file is an error naming it.
     """
     root = Path(root)
     if not root.exists():
-        raise DataError(f"data.path: '{root}' does not exist")
+        raise DataError(f"{option}: '{root}' does not exist")
     if not root.is_dir():
-        raise DataError(f"data.path: '{root}' is not a folder (image_folder reads a folder of images)")
+        raise DataError(f"{option}: '{root}' is not a folder (a folder of images is expected)")
     cache_file = cache_dir("index") / (hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:20] + ".json")
     cached: dict[str, list] = {}
     if use_cache and cache_file.is_file():
@@ -96,7 +98,7 @@ def build_index(root: str | Path, classes: bool = False, strict: bool = False, u
             log.warning("could not write the index cache %s: %s", cache_file, err)
     if not files:
         detail = f" ({len(skipped)} unreadable file(s), e.g. '{next(iter(skipped))}')" if skipped else ""
-        raise DataError(f"data.path: no readable images under '{root}'{detail}; "
+        raise DataError(f"{option}: no readable images under '{root}'{detail}; "
                         f"expected files ending in {', '.join(IMAGE_EXTENSIONS)}")
     class_names: list[str] = []
     labels = [0] * len(files)
@@ -104,8 +106,10 @@ def build_index(root: str | Path, classes: bool = False, strict: bool = False, u
         top = [f.split("/")[0] if "/" in f else "" for f in files]
         if any(t == "" for t in top):
             loose = next(f for f, t in zip(files, top) if t == "")
-            raise DataError(f"data.classes=true needs every image inside a class sub-folder of '{root}', "
-                            f"but '{loose}' lies at the top level")
+            needs = "data.classes=true" if option == "data.path" else option
+            raise DataError(f"{needs} needs every image inside a class sub-folder of '{root}' (one folder per class, "
+                            f"e.g. '{root / 'cat' / 'img1.png'}', '{root / 'dog' / 'img2.png'}'), but '{loose}' lies "
+                            f"at the top level")
         class_names = sorted(set(top))
         # An empty class folder would silently shift every later label by one: refuse it by name.
         empty = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")

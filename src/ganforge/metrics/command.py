@@ -12,6 +12,22 @@ from ganforge.metrics.source import EvalSource
 from ganforge.registry import get_family
 
 
+def default_metrics(dataset: Any, stories: bool) -> str:
+    """What to measure when ``--metrics`` is not given: stories -> story; the built-in shapes -> the
+    offline oracle; any other data -> FID and KID (the Inception file must be imported once)."""
+    from ganforge.data.shapes import ShapesDataset
+
+    if stories:
+        return "story"
+    return "oracle" if isinstance(dataset, ShapesDataset) else "fid,kid"
+
+
+def default_n(dataset: Any, stories: bool) -> int:
+    """Images (stories) to measure when ``--n`` is not given: 1000, or as many as the data allows (every
+    story; half the images, since real-vs-real needs a second real set of the same size)."""
+    return min(1000, len(dataset)) if stories else min(1000, len(dataset) // 2)
+
+
 def evaluate_source(source: EvalSource, args: argparse.Namespace, family_eval: Any = None) -> EvalResult:
     """Measure ``source`` as ``args`` asks (metrics, n, seed, batch size, device, Inception file).
 
@@ -20,8 +36,8 @@ def evaluate_source(source: EvalSource, args: argparse.Namespace, family_eval: A
     if family_eval is None:
         family_eval = get_family(source.generator.family).evaluation_for(source.dataset)
     stories = getattr(family_eval, "task_group", None) == "story"
-    metrics = args.metrics or ("story" if stories else "oracle")
-    n = args.n if args.n is not None else (min(1000, len(source.dataset)) if stories else 1000)
+    metrics = args.metrics or default_metrics(source.dataset, stories)
+    n = args.n if args.n is not None else default_n(source.dataset, stories)
     evaluator = Evaluator(source.dataset, metrics, n, seed=args.seed, batch_size=args.batch_size,
                           device=args.device, inception_path=args.inception,
                           allow_nonstandard=args.allow_nonstandard_weights, progress=True, family_eval=family_eval)

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from ganforge.metrics import distances
-from ganforge.metric_names import INCEPTION_GROUPS, PRODUCES, EvalError, parse_metrics
+from ganforge.metric_names import GENERIC, INCEPTION_GROUPS, PRODUCES, EvalError, MetricVocabulary, parse_metrics
 from ganforge.metrics.oracle import rgb_uint8
 from ganforge.runtime.progress import progress
 
@@ -32,19 +32,21 @@ class EvalResult:
     real_vs_real: dict[str, float]
     n: int
     info: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # lines printed under the table (what a reference means)
 
     def to_json(self) -> dict[str, Any]:
         def clean(d: dict[str, float]) -> dict[str, float | None]:
             return {k: (None if not math.isfinite(v) else v) for k, v in d.items()}
         return {"n": self.n, "metrics": clean(self.metrics), "real_vs_real": clean(self.real_vs_real), **self.info}
 
-    def table(self) -> str:
-        """The metrics as a text table, beside the real-vs-real reference values where measured."""
-        rows = [("metric", "model", "real vs real")]
+    def table(self, vocabulary: MetricVocabulary = GENERIC, reference: str = "real vs real") -> str:
+        """The metrics as a text table: each value, the reference value where measured (``reference``
+        names it), and which way is better (from ``vocabulary``)."""
+        rows = [("metric", "model", reference, "better")]
         for k, v in self.metrics.items():
             ref = self.real_vs_real.get(k)
-            rows.append((k, _fmt(v), _fmt(ref) if ref is not None else "-"))
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+            rows.append((k, _fmt(v), _fmt(ref) if ref is not None else "-", vocabulary.better(k) or "-"))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
                  for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
@@ -278,7 +280,8 @@ class Evaluator:
         if not self.real_vs_real:
             self.real_vs_real = self.family_eval.reference(self.oracle, self.story_idx)
         metrics = self.family_eval.task_metrics(net, self.oracle, self.story_idx, self.batch_size, self.device)
-        result = EvalResult(metrics, dict(self.real_vs_real), self.n, dict(self.info))
+        result = EvalResult(metrics, dict(self.real_vs_real), self.n, dict(self.info),
+                            notes=list(getattr(self.family_eval, "reference_notes", [])))
         result.info["seconds"] = round(time.perf_counter() - t0, 2)
         return result
 

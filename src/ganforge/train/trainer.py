@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
@@ -42,7 +43,7 @@ from ganforge.runtime.distributed import (average_gradients, barrier, broadcast_
                                           init_distributed)
 from ganforge.runtime.precision import Precision
 from ganforge.runtime.seed import capture_rng_state, restore_rng_state, seed_everything, set_deterministic
-from ganforge.sample.grid import generate, save_grid
+from ganforge.sample.grid import GridLabels, generate, labelled_grid, save_grid, save_picture, side_by_side
 from ganforge.run.checkpoint import (CheckpointError, UnreadableFile, checkpoint_step, damaged_checkpoint_error,
                                      latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint,
                                      set_aside_after)
@@ -55,6 +56,10 @@ from ganforge.train.phases import Phase, Recipe, RecipeContext, count_parameters
 from ganforge.train.schedules import linear_decay
 
 log = logging.getLogger(__name__)
+
+# Steps past train.ema.start after which an EMA of the usual decays (0.999-0.9999) has left its
+# starting copy behind; until then training samples show the raw weights beside it.
+EMA_SETTLE_STEPS = 1000
 
 
 class TrainingDiverged(RuntimeError):
@@ -395,16 +400,14 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     # loop
 
-    def _sampler(self) -> torch.nn.Module:
-        """The EMA generator (else the raw one), prepared by the recipe for sampling if it asks to."""
-        net = self.ema if self.ema is not None else self.generator
+    def _sampler(self, raw: bool = False) -> torch.nn.Module:
+        """The EMA generator (else, or with ``raw``, the trained one), prepared by the recipe for sampling
+        if it asks to."""
+        net = self.ema if self.ema is not None and not raw else self.generator
         return self.recipe.prepare_sampler(net) if self.recipe.prepare_sampler is not None else net
 
-    def write_samples(self) -> Path | None:
-        """Write the family's sample grid for the current step (main process only); its path, or None."""
-        if not self.is_main or self.run_dir is None:
-            return None
-        net = self._sampler()
+    def _draw_samples(self, net: torch.nn.Module) -> tuple[torch.Tensor, int | None, dict[str, Any]]:
+        """The family's sample grid drawn by ``net`` (in eval mode), its images per row, its extra sheets."""
         was_training = net.training
         net.eval()
         nrow = None
@@ -414,13 +417,31 @@ class Trainer:
             images = generate(net, self.sample_inputs, self.device)
         extra = self.recipe.extra_samples(net) if self.recipe.extra_samples is not None else {}
         net.train(was_training)
-        for name, (sheet, per_row) in extra.items():
-            save_grid(sheet, self.run_dir / "samples" / f"{name}-step-{self.step:08d}.png", per_row)
-        path = save_grid(images, self.run_dir / "samples" / f"step-{self.step:08d}.png", nrow)
-        if self.logger is not None:
-            from ganforge.sample.grid import grid_image
+        return images, nrow, extra
 
-            self.logger.image(self.step, "samples", grid_image(images, nrow))
+    def write_samples(self) -> Path | None:
+        """Write the family's sample grid for the current step (main process only); its path, or None.
+
+        The picture says which weights drew it. An EMA starts as a copy of the weights and needs about
+        ``EMA_SETTLE_STEPS`` steps past ``train.ema.start`` before it shows more than noise, so until
+        then the raw generator's grid stands beside it."""
+        if not self.is_main or self.run_dir is None:
+            return None
+        images, nrow, extra = self._draw_samples(self._sampler())
+        kind = "EMA" if self.ema is not None else "trained"
+        panels = [labelled_grid(images, nrow, GridLabels(title=f"{kind} weights"))]
+        if self.ema is not None and self.step < self.cfg.train.ema.start + EMA_SETTLE_STEPS:
+            raw_images, raw_nrow, _ = self._draw_samples(self._sampler(raw=True))
+            panels.insert(0, labelled_grid(raw_images, raw_nrow, GridLabels(title="raw weights")))
+            panels[1] = labelled_grid(images, nrow, GridLabels(
+                title=f"EMA weights (settle after step ~{self.cfg.train.ema.start + EMA_SETTLE_STEPS})"))
+        picture = side_by_side(panels, title=f"{self.cfg.name or self.cfg.family}: step {self.step}")
+        for name, (sheet, per_row) in extra.items():
+            save_grid(sheet, self.run_dir / "samples" / f"{name}-step-{self.step:08d}.png", per_row,
+                      GridLabels(title=f"{name}, {kind} weights, step {self.step}"))
+        path = save_picture(picture, self.run_dir / "samples" / f"step-{self.step:08d}.png")
+        if self.logger is not None:
+            self.logger.image(self.step, "samples", torch.from_numpy(np.ascontiguousarray(picture.pixels)).permute(2, 0, 1))
         return path
 
     def evaluate(self, checkpoint: Path | None) -> dict[str, float] | None:
@@ -557,15 +578,11 @@ class Trainer:
         hooks = []
         for net_name, net in self.recipe.networks.items():
             rows = shapes.setdefault(net_name, [])
-            for mod_name, mod in net.named_modules():
-                if not mod_name or isinstance(mod, (torch.nn.Sequential, torch.nn.ModuleList)) or mod_name.count(".") > 1:
-                    continue
-
+            for mod_name, mod in block_modules(net):
                 def hook(m: torch.nn.Module, args: Any, out: Any, rows=rows, mod_name=mod_name) -> None:
                     if any(r[0] == mod_name for r in rows):
                         return
-                    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                    rows.append((mod_name, type(m).__name__, str(shape)))
+                    rows.append((mod_name, type(m).__name__, _shape_of(out)))
                 hooks.append(mod.register_forward_hook(hook))
         t0 = time.perf_counter()
         totals = self.train_step(phase_repeats=1)
@@ -591,6 +608,48 @@ class Trainer:
             "shapes": shapes, "first_step_s": first, "step_s": timed,
             "peak_memory_bytes": peak_memory_bytes(self.device),
         }
+
+
+_CONTAINERS = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
+# A Sequential of at most this many plain layers is one block (conv, norm, activation, upsampling); a
+# longer one is a whole network body (DCGAN's), shown layer by layer.
+BLOCK_MAX_LAYERS = 6
+
+
+def _depth(module: torch.nn.Module) -> int:
+    """Levels of layers below ``module``, not counting containers: a layer 0, a block of layers 1, a
+    residual block whose norms hold layers (BigGAN's GBlock, StarGAN v2's AdainResBlk) 2."""
+    children = list(module.children())
+    if not children:
+        return 0
+    inner = max(_depth(c) for c in children)
+    return inner if isinstance(module, _CONTAINERS) else 1 + inner
+
+
+def block_modules(net: torch.nn.Module, prefix: str = "") -> list[tuple[str, torch.nn.Module]]:
+    """The network as its paper draws it, one row per block: a residual block, an attention layer, a
+    Sequential of plain layers (a path). Lists and dicts of modules, Sequentials of blocks and networks
+    of blocks (StarGAN v2's generator inside its translator) are opened; the layers inside a block are
+    not."""
+    out = []
+    for name, child in net.named_children():
+        full = f"{prefix}{name}"
+        depth = _depth(child)
+        if isinstance(child, _CONTAINERS):
+            row = isinstance(child, torch.nn.Sequential) and depth == 0 and len(child) <= BLOCK_MAX_LAYERS
+        else:
+            row = depth <= 2
+        out.extend([(full, child)] if row else block_modules(child, full + "."))
+    return out
+
+
+def _shape_of(out: Any) -> str:
+    """A module output's shape: a tensor's, or each tensor's of a tuple (an RNN's output and state)."""
+    if isinstance(out, torch.Tensor):
+        return str(tuple(out.shape))
+    if isinstance(out, (tuple, list)):
+        return "(" + ", ".join(_shape_of(o) for o in out) + ")"
+    return type(out).__name__
 
 
 # ----------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import torch
 
 from ganforge.load import LoadedGenerator, generator_from_opened
 from ganforge.models.biggan import sampling
-from ganforge.sample.grid import save_grid
+from ganforge.sample.grid import GridLabels, save_grid
 from ganforge.sample.noise import draw_from_noise, output_base
 
 
@@ -23,9 +23,10 @@ def draw(opened: Any, args: argparse.Namespace) -> int:
     tag = f"-trunc{args.truncation}" if args.truncation else ""
     base = output_base(args.source) / "samples"
     if args.mode == "sheet":
-        images, nrow = sampling.class_sheet(gen, parse_classes(args.classes, gen), args.per_class, args.seed,
-                                            args.truncation)
-        out = save_grid(images, Path(args.out or base / f"sheet-seed{args.seed}{tag}.png"), nrow=nrow)
+        classes = parse_classes(args.classes, gen)
+        images, nrow = sampling.class_sheet(gen, classes, args.per_class, args.seed, args.truncation)
+        out = save_grid(images, Path(args.out or base / f"sheet-seed{args.seed}{tag}.png"), nrow=nrow,
+                        labels=sheet_labels(opened, gen, classes, args))
     elif args.mode == "interpolate":
         kind = args.interp or "zy"
         images, nrow = sampling.interpolation_sheet(gen, args.rows, args.steps - 2, kind, args.seed, args.truncation)
@@ -34,6 +35,18 @@ def draw(opened: Any, args: argparse.Namespace) -> int:
         out = draw_from_noise(gen, args, _truncated_inputs(gen, args.truncation), tag)
     print(f"wrote {out}")
     return 0
+
+
+def sheet_labels(opened: Any, gen: LoadedGenerator, classes: list[int], args: argparse.Namespace) -> GridLabels:
+    """A row label per class (its name where the run's data tells it, else its number) and a title."""
+    from ganforge.data import class_names
+
+    data = (opened.record or {}).get("config", {}).get("data", {}) if opened.record is not None else {}
+    names = class_names(data) or []
+    trunc = f", truncation {args.truncation}" if args.truncation else ""
+    return GridLabels(title=f"one row per class; each column shares one z (seed {args.seed}{trunc}; {gen.weights} "
+                            f"weights, step {opened.step})",
+                      rows=[f"{c}: {names[c]}" if c < len(names) else f"class {c}" for c in classes])
 
 
 def _truncated_inputs(gen: LoadedGenerator, truncation: float | None):  # noqa: ANN202

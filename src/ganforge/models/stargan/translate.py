@@ -97,7 +97,7 @@ def translate_files(translator: Translator, source: str | Path, out_dir: str | P
     """Translate every image of ``source``; write ``grid-NNNN.png`` per batch and, with ``singles``,
     ``<stem>/<column>.png`` per image. ``attrs``: one target per entry (see ``LabelSpace.parse_target``);
     empty: the official targets, one per attribute. Returns the grid paths."""
-    from ganforge.sample.grid import save_grid, save_images
+    from ganforge.sample.grid import GridLabels, save_grid, save_images
 
     files = input_files(source)
     out = Path(out_dir)
@@ -114,8 +114,9 @@ def translate_files(translator: Translator, source: str | Path, out_dir: str | P
         targets = ([(spec, cond.parse_target(spec, 0, source_c)) for spec in attrs] if attrs
                    else cond.official_targets(0, source_c))
         grid, nrow = translation_grid(translator.generator, images, targets, device)
-        grids.append(save_grid(grid, out / f"grid-{b + 1:04d}.png", nrow))
         names = ["input"] + [name for name, _ in targets]
+        grids.append(save_grid(grid, out / f"grid-{b + 1:04d}.png", nrow,
+                               GridLabels(columns=names, rows=[f.name for f in chunk])))
         if singles:
             per_row = grid.reshape(len(chunk), nrow, *grid.shape[1:])
             for f, row in zip(chunk, per_row):

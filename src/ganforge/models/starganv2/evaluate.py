@@ -273,11 +273,14 @@ class Starganv2Result:
     def to_json(self) -> dict[str, Any]:
         return {"metrics": {k: (v if math.isfinite(v) else None) for k, v in self.values.items()}, **self.info}
 
-    def table(self) -> str:
-        """One row per task (and the mean), one column per metric and mode."""
+    def table(self, vocabulary: Any = None) -> str:
+        """One row per task (and the mean), one column per metric and mode; with ``vocabulary`` (a
+        MetricVocabulary) a row below the header says which way each is better."""
         columns = list(OrderedDict.fromkeys(k.split("/")[0] for k in self.values))
         rows = list(OrderedDict.fromkeys(k.split("/")[1] for k in self.values))
         lines = [("task", *columns)]
+        if vocabulary is not None:
+            lines.append(("better", *(vocabulary.better(c) or "-" for c in columns)))
         for row in rows:
             lines.append((row, *(_fmt(self.values.get(f"{c}/{row}")) for c in columns)))
         widths = [max(len(line[i]) for line in lines) for i in range(len(columns) + 1)]

@@ -138,7 +138,7 @@ def _folder_images(root: Path, size: int, limit: int) -> torch.Tensor:
     from ganforge.data.domains import read_square
     from ganforge.data.image_folder import build_index
 
-    return torch.stack([read_square(root / f, size) for f in build_index(root).files[:limit]])
+    return torch.stack([read_square(root / f, size) for f in build_index(root, option="--src").files[:limit]])
 
 
 def sample_from_folders(net: Starganv2Translator, src: str | Path, ref: str | Path, out: str | Path, limit: int = 32,
@@ -149,11 +149,11 @@ def sample_from_folders(net: Starganv2Translator, src: str | Path, ref: str | Pa
     encoder). ``ref`` holds one sub-folder per domain, in the order the model was trained on (sorted
     names, as ImageFolder orders them)."""
     from ganforge.data.domains import DomainFolderDataset
-    from ganforge.sample.grid import save_grid
+    from ganforge.sample.grid import GridLabels, save_grid
 
     cfg = net.model_config
     size, device = cfg.image_size, torch.device(device)
-    refs_data = DomainFolderDataset(ref, image_size=size, augment=False)
+    refs_data = DomainFolderDataset(ref, image_size=size, augment=False, option="--ref (one sub-folder per domain)")
     if refs_data.num_classes != cfg.num_domains:
         raise ValueError(f"--ref '{ref}' has {refs_data.num_classes} domain folders ({', '.join(refs_data.domains)}); "
                          f"the model has {cfg.num_domains} domains")
@@ -176,10 +176,15 @@ def sample_from_folders(net: Starganv2Translator, src: str | Path, ref: str | Pa
     net = net.to(device).eval()
     out = Path(out)
     grid, per_row = reference_grid(net, sources, refs, ref_domains, device)
-    written = {"reference": save_grid(grid, out / "reference.png", per_row)}
+    names = refs_data.domains
+    written = {"reference": save_grid(grid, out / "reference.png", per_row, GridLabels(
+        title="reference-guided: each row shows the sources (top row) in the style of its reference (left)",
+        rows=["sources"] + [f"ref: {names[int(d)]}" for d in ref_domains]))}
     latents = torch.randn(per_domain, cfg.latent_dim, generator=torch.Generator().manual_seed(seed))
     grid, per_row = latent_grid(net, sources, latents, cfg.num_domains, device)
-    written["latent"] = save_grid(grid, out / "latent.png", per_row)
+    written["latent"] = save_grid(grid, out / "latent.png", per_row, GridLabels(
+        title=f"latent-guided: each row shows the sources (top row) in one domain with a random style code (seed {seed})",
+        rows=["sources"] + [f"{name} z{k + 1}" for name in names for k in range(per_domain)]))
     if video:
         frames = reference_video(net, sources, *references(video_picks), device)
         written["video"] = write_video(frames, out / "video_ref.mp4")

@@ -11,7 +11,7 @@ import torch
 
 from ganforge.load import generator_from_opened
 from ganforge.models.storygan.story import draw_stories, read_descriptions
-from ganforge.sample.grid import save_grid, save_images
+from ganforge.sample.grid import GridLabels, save_grid, save_images
 from ganforge.sample.noise import output_base
 from ganforge.sample.story import story_strips
 
@@ -31,7 +31,11 @@ def story_command(opened: Any, args: argparse.Namespace) -> int:
     stories = draw_stories(gen, descriptions, args.seed, args.device)
     images, per_row = story_strips(stories, truth)
     out = Path(args.out or output_base(args.source) / "samples" / f"story-{name}-seed{args.seed}.png")
-    save_grid(images, out, nrow=per_row)
+    frames = [f"generated {t + 1}" for t in range(m.video_len)]
+    if truth is not None:
+        frames += [f"ground truth {t + 1}" for t in range(m.video_len)]
+    save_grid(images, out, nrow=per_row, labels=GridLabels(
+        title=f"one story per row ({gen.weights} weights, step {opened.step}, seed {args.seed})", columns=frames))
     if args.frames:
         save_images(stories.flatten(0, 1), out.with_suffix(""), prefix="frame")
     beside = " (generated | ground truth)" if truth is not None else ""
