@@ -146,3 +146,20 @@ def test_data_write_inspect_and_pack(tmp_path, capsys):
     from ganforge.data.hdf5 import HDF5Dataset
 
     assert len(HDF5Dataset(tmp_path / "p.h5")) == 6
+
+
+def test_every_option_of_every_verb_explains_itself():
+    import argparse
+
+    from ganforge.cli import build_parser
+
+    parser = build_parser()
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = []
+    for verb, sub in verbs.choices.items():
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        parsers = [(verb, sub)] + [(f"{verb} {name}", p) for a in nested for name, p in a.choices.items()]
+        for name, p in parsers:
+            missing += [f"{name} {a.option_strings or a.dest}" for a in p._actions
+                        if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and not a.help]
+    assert missing == []

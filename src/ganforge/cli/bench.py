@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ganforge.cli.common import add_verb
+from ganforge.presets import list_presets
 
 EXAMPLES = """
     ganforge bench my.yaml --steps 5 --json bench.json   # any preset file; benchmarks/speed.py runs every family"""
@@ -17,7 +18,7 @@ def add_parser(sub: Any) -> None:
     b = add_verb(sub, "bench", "Measure training speed: s/step and s/iteration (as the official loop counts them), "
                                "images/s, counted FLOP/s against the device's measured peak, peak memory. Writes "
                                "nothing.", EXAMPLES, run)
-    b.add_argument("preset", help="YAML file or shipped preset")
+    b.add_argument("preset", help="YAML file or shipped preset: " + ", ".join(list_presets()))
     b.add_argument("overrides", nargs="*", help="key=value, e.g. data.name=shapes runtime.precision=bf16")
     b.add_argument("--steps", type=int, default=3, help="timed training steps (the median is reported)")
     b.add_argument("--warmup", type=int, default=1, help="untimed steps first (the first also counts FLOPs)")

@@ -20,26 +20,26 @@ def add_parser(sub: Any) -> None:
                  EXAMPLES, run)
     dsub = d.add_subparsers(dest="action", metavar="ACTION", required=True)
     di = dsub.add_parser("inspect", help="count images, list skipped files, save a preview grid")
-    di.add_argument("preset")
-    di.add_argument("overrides", nargs="*")
+    di.add_argument("preset", help="YAML file or shipped preset whose data section to read")
+    di.add_argument("overrides", nargs="*", help="key=value, e.g. data.path=/data/faces")
     di.add_argument("--preview", help="PNG path for a grid of the first 64 images")
     dw = dsub.add_parser("write", help="write the built-in shapes as image_folder, cifar, hdf5, celeba, clevr_sv or "
                                        "domains")
-    dw.add_argument("dataset", choices=["shapes"])
+    dw.add_argument("dataset", choices=["shapes"], help="the built-in procedural dataset")
     dw.add_argument("--format", choices=["image_folder", "cifar", "hdf5", "celeba", "clevr_sv", "domains"],
-                    required=True)
-    dw.add_argument("--out", required=True)
-    dw.add_argument("--count", type=int, default=1000)
-    dw.add_argument("--image-size", type=int, default=64)
+                    required=True, help="the real format to write it in (what that format's loader reads)")
+    dw.add_argument("--out", required=True, help="folder (or .h5 file for hdf5) to write")
+    dw.add_argument("--count", type=int, default=1000, help="images (stories for --view story) to write")
+    dw.add_argument("--image-size", type=int, default=64, help="side of the square images, in pixels")
     dw.add_argument("--view", choices=["unconditional", "class", "attributes", "story", "domains"],
                     default="unconditional",
                     help="attributes: CelebA-style binary labels (write with --format celeba); story: 4-frame "
                          "stories, --count of them (write with --format clevr_sv); domains: train/<shape>/ and "
                          "val/<shape>/ folders of domains (write with --format domains)")
     dp = dsub.add_parser("pack", help="decode a configured dataset into one HDF5 file")
-    dp.add_argument("preset")
-    dp.add_argument("overrides", nargs="*")
-    dp.add_argument("--out", required=True)
+    dp.add_argument("preset", help="YAML file or shipped preset whose data section to pack")
+    dp.add_argument("overrides", nargs="*", help="key=value, e.g. data.path=/data/faces")
+    dp.add_argument("--out", required=True, help="the .h5 file to write")
 
 
 def run(args: argparse.Namespace) -> int:

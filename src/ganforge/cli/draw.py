@@ -46,9 +46,10 @@ def add_parsers(sub: Any) -> None:
         parser = add_verb(sub, verb, SAMPLE_HELP if verb == "sample" else declared, EXAMPLES.get(verb, ""), run)
         parser.add_argument("source", help="run folder, checkpoint .pt, or export folder")
         parser.add_argument("--out", help="output file or folder (default: inside the run folder)")
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--weights", choices=["ema", "raw"], default="ema")
-        parser.add_argument("--device", default="cpu")
+        parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed draws the same images")
+        parser.add_argument("--weights", choices=["ema", "raw"], default="ema",
+                            help="the EMA generator (default; raw when the run kept none) or the trained one")
+        parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps, ... or auto")
         if verb == "sample":
             _add_sample_arguments(parser, specs)
         if any(drawing_of(s).takes_overrides for s in specs):

@@ -31,10 +31,11 @@ def add_parser(sub: Any) -> None:
                         "images when it has fewer than 2000; stories: default every "
                         "story of the data up to 1000; translation models with their own evaluation: source "
                         "images per domain (default: every validation image)")
-    v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--weights", choices=["ema", "raw"], default="ema")
-    v.add_argument("--batch-size", type=int, default=100)
-    v.add_argument("--device", default="cpu")
+    v.add_argument("--seed", type=int, default=0, help="seed of the generated and the real samples")
+    v.add_argument("--weights", choices=["ema", "raw"], default="ema",
+                   help="the EMA generator (default; raw when the run kept none) or the trained one")
+    v.add_argument("--batch-size", type=int, default=100, help="images per forward pass")
+    v.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps, ... or auto")
     v.add_argument("--inception", help="InceptionV3 weights file (default: registry lookup)")
     v.add_argument("--allow-nonstandard-weights", action="store_true",
                    help="use an Inception file whose hash is not the standard one (numbers will not compare)")

@@ -17,8 +17,10 @@ EXAMPLES = """
 def add_parser(sub: Any) -> None:
     e = add_verb(sub, "export", "Export the generator as safetensors, TorchScript or ONNX.", EXAMPLES, run)
     e.add_argument("source", help="run folder or checkpoint .pt")
-    e.add_argument("--format", choices=["safetensors", "torchscript", "onnx"], default="safetensors")
-    e.add_argument("--weights", choices=["ema", "raw"], default="ema")
+    e.add_argument("--format", choices=["safetensors", "torchscript", "onnx"], default="safetensors",
+                   help="safetensors + config.json (default), TorchScript, or ONNX")
+    e.add_argument("--weights", choices=["ema", "raw"], default="ema",
+                   help="the EMA generator (default; raw when the run kept none) or the trained one")
     e.add_argument("--out", help="output folder (default: RUN/export/FORMAT)")
 
 

@@ -15,7 +15,7 @@ EXAMPLES = """
 
 def add_parser(sub: Any) -> None:
     i = add_verb(sub, "info", "Show versions, devices and the precisions that work on this machine.", EXAMPLES, run)
-    i.add_argument("--json", action="store_true")
+    i.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def machine_info() -> dict[str, Any]:

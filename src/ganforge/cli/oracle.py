@@ -18,7 +18,7 @@ EXAMPLES = """
 def add_parser(sub: Any) -> None:
     o = add_verb(sub, "oracle", "Show the shapes oracle's held-out accuracy, or train it again from its recipe.",
                  EXAMPLES, run)
-    o.add_argument("--json", action="store_true")
+    o.add_argument("--json", action="store_true", help="print the file and accuracies as JSON")
     o.add_argument("--retrain", action="store_true",
                    help="train the default recipe from scratch on this machine (~3-4 min on 2 cores) and print "
                         "its held-out accuracy; the packaged weights stay in use")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ganforge.cli.common import add_verb
+from ganforge.presets import list_presets
 
 EXAMPLES = """
     ganforge train my.yaml data.path=/data/anime name=anime64   # any preset file"""
@@ -15,7 +16,7 @@ EXAMPLES = """
 
 def add_parser(sub: Any) -> None:
     t = add_verb(sub, "train", "Train a new run from a preset (file or shipped family/name).", EXAMPLES, run)
-    t.add_argument("preset", help="YAML file or shipped preset (`ganforge info` lists the families)")
+    t.add_argument("preset", help="YAML file or shipped preset: " + ", ".join(list_presets()))
     t.add_argument("overrides", nargs="*", help="key=value with dotted keys, e.g. train.steps=500")
     t.add_argument("--dry-run", action="store_true", help="build, run one step of every phase, report, write nothing")
 

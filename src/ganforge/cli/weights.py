@@ -19,10 +19,11 @@ def add_parser(sub: Any) -> None:
     wsub = w.add_subparsers(dest="action", metavar="ACTION", required=True)
     wsub.add_parser("list", help="registered weights, their size, and where each was found")
     wi = wsub.add_parser("import", help="validate a weights file (keys, shapes, hash) and install it")
-    wi.add_argument("file")
+    wi.add_argument("file", help="the downloaded weights file")
     wi.add_argument("--name", help="registry name, when the file name does not say (inception-fid, alexnet, vgg16)")
     wi.add_argument("--to", help="install folder (default: $GANFORGE_WEIGHTS_DIR, else the torch hub cache)")
-    wi.add_argument("--allow-nonstandard-weights", action="store_true")
+    wi.add_argument("--allow-nonstandard-weights", action="store_true",
+                    help="install a file whose hash is not the standard one (its numbers will not compare)")
 
 
 def run(args: argparse.Namespace) -> int:

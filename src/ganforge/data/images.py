@@ -25,8 +25,9 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img).astype(np.float64)
-        # 16-bit files hold 0..65535; PIL's convert('L') would clip them to 255 (white images).
-        peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        # 16-bit files hold 0..65535; PIL's convert('L') would clip them to 255 (white images), and
+        # float files usually hold 0..1, which it would make black.
+        peak = gray_peak(arr, img.mode)
         img = Image.fromarray(np.clip(np.round(arr / peak * 255.0), 0, 255).astype(np.uint8), "L")
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
@@ -35,6 +36,29 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
         img = Image.alpha_composite(background, img.convert("RGBA"))
     target = "RGB" if channels == 3 else "L"
     return img.convert(target) if img.mode != target else img
+
+
+def gray_peak(arr: np.ndarray, mode: str) -> float:
+    """The white level of a 16/32-bit integer or float gray image: 1 for floats in 0..1, else 255 or
+    65535 by the largest value."""
+    top = float(arr.max(initial=0))
+    if mode == "F" and top <= 1.0:
+        return 1.0
+    return 65535.0 if top > 255 else 255.0
+
+
+def float_range_problem(img: Image.Image) -> str | None:
+    """Why a float image cannot be read as a picture (values that are no brightness), or None."""
+    if img.mode != "F":
+        return None
+    arr = np.asarray(img)
+    if not np.isfinite(arr).all():
+        return "float image with NaN or infinite values"
+    low, high = float(arr.min(initial=0)), float(arr.max(initial=0))
+    if low < 0 or high > 65535:
+        return (f"float image with values {low:.4g}..{high:.4g}, not a brightness range ganforge reads (0..1, 0..255 "
+                f"or 0..65535); convert it to an 8- or 16-bit image")
+    return None
 
 
 def resize_shorter(img: Image.Image, size: int) -> Image.Image:
@@ -118,7 +142,7 @@ def check_header(path: Path) -> str | None:
             return "empty file (0 bytes)"
         with Image.open(path) as img:
             img.size  # noqa: B018 - reading the header is the check
-        return None
+            return float_range_problem(img)  # float images are read whole: rare, and only they
     except Exception as err:  # PIL raises many types; each is "unreadable" to us
         return f"{type(err).__name__}: {err}"
 

@@ -152,6 +152,10 @@ class Trainer:
 
         # Data first: a wrong path should fail before a network is built.
         self.dataset = build_dataset(cfg.data, rt.seed)
+        if 0 < len(self.dataset) < tr.batch_size and self.is_main:
+            log.warning("the data has %d examples and train.batch_size=%d: every batch repeats each one about %d "
+                        "times (a lower train.batch_size, or more data, gives the discriminator more variety)",
+                        len(self.dataset), tr.batch_size, round(tr.batch_size / len(self.dataset)))
         # Same initial weights on every rank (and broadcast below to be certain).
         seed_everything(rt.seed)
         self.ctx = RecipeContext(device=self.device, precision=self.precision, dist=self.dist,

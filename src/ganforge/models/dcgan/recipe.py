@@ -8,6 +8,8 @@ fake images, computed in fp32 even under mixed precision (unless runtime.penalty
 
 from __future__ import annotations
 
+import typing
+
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -73,8 +75,11 @@ def check(cfg: RunConfig) -> None:
     """Cross-section rules, checked before any work."""
     m, d = cfg.model, cfg.data
     if m.image_size != d.image_size:
-        raise ConfigError(f"model.image_size={m.image_size} and data.image_size={d.image_size} differ; "
-                          f"set both (e.g. model.image_size={d.image_size})")
+        sizes = typing.get_args(typing.get_type_hints(type(m))["image_size"])
+        size = min(sizes, key=lambda s: (abs(s - d.image_size), -s))  # the supported size nearest the data's
+        raise ConfigError(f"model.image_size={m.image_size} and data.image_size={d.image_size} differ; set both, "
+                          f"e.g. model.image_size={size} data.image_size={size} (this model draws "
+                          f"{', '.join(map(str, sizes))} px)")
     if m.channels != d.image_channels:
         raise ConfigError(f"model.channels={m.channels} and data.channels={d.image_channels} differ; set both")
     if cfg.recipe.gp_lambda > 0 and m.d_norm == "batch":
