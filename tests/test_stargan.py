@@ -224,6 +224,19 @@ def test_translate_points_other_families_to_their_verb(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_translate_from_python_matches_the_verbs_columns(stargan_run):
+    import ganforge
+
+    gen = ganforge.load(stargan_run)
+    images = torch.stack([ShapesDataset(length=2, image_size=48, view="attributes").get(i)["image"] for i in range(2)])
+    images = torch.nn.functional.interpolate(images, size=gen.model_config.image_size)
+    out = gen.translate(images, ["Red", "Large=0,Light_Background=1"])
+    assert list(out) == ["Red", "Large=0,Light_Background=1"] and out["Red"].shape == images.shape
+    assert len(gen.translate(images)) == 5, "default: the official targets, one per attribute"
+    with pytest.raises(ValueError, match="Smiling"):
+        gen.translate(images, "Smiling")
+
+
 def test_export_takes_image_and_labels(stargan_run, tmp_path):
     check_exports(stargan_run, 3, tmp_path)
     assert main(["export", str(stargan_run), "--out", str(tmp_path / "st")]) == 0

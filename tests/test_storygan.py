@@ -359,6 +359,19 @@ def test_text_encoder_dimension_is_checked(tmp_path):
 
 
 @pytest.mark.slow
+def test_stories_from_python(storygan_run, tmp_path):
+    import ganforge
+
+    vectors = np.stack([ShapesStoryDataset(length=3).get(i)["descriptions"].numpy() for i in range(2)])
+    gen = ganforge.load(storygan_run)
+    stories = gen.story(vectors, seed=1)
+    assert stories.shape == (2, 4, 3, 64, 64) and torch.equal(stories, gen.story(vectors, seed=1))
+    np.save(tmp_path / "two.npy", vectors)
+    assert torch.equal(gen.story(tmp_path / "two.npy", seed=1), stories), "a file as the story verb reads it"
+    with pytest.raises(ValueError, match=r"descriptions must be \(N, 4, "):
+        gen.story(vectors[:, :3])
+
+
 def test_export_takes_descriptions_and_noise(storygan_run, tmp_path):
     check_exports(storygan_run, 3, tmp_path, atol=1e-4)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,29 @@ class LoadedGenerator(nn.Module):
     ``weights`` says which weights ``net`` holds: ``ema`` or ``raw`` from a checkpoint (``raw`` when
     ``ema`` was asked for but the run kept no EMA), or ``exported`` for an exported model."""
 
-    def __init__(self, family: str, model_config: Any, net: nn.Module, weights: str = "exported"):
+    def __init__(self, family: str, model_config: Any, net: nn.Module, weights: str = "exported",
+                 opened: OpenedRun | None = None):
         super().__init__()
         self.family, self.model_config, self.net, self.weights = family, model_config, net, weights
+        self.opened = opened  # the run, checkpoint or export it came from (a family's helpers read it)
+
+    def __getattr__(self, name: str) -> Any:
+        """Parameters and modules as any nn.Module; then the helpers the family registers
+        (``translate`` for image-to-image models, ``story`` for story models), bound to this model."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            family = self.__dict__.get("family")
+            if family is None or name.startswith("_"):
+                raise
+        helpers = get_family(family).helpers
+        if name in helpers:
+            return functools.partial(helpers[name], self)
+        offered = ", ".join(["sample", *helpers])
+        raise AttributeError(f"a {family} model has no '{name}'; it offers {offered}")
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(get_family(self.family).helpers))
 
     def make_inputs(self, n: int, seed: int | None = None) -> tuple[torch.Tensor, ...]:
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -56,13 +77,15 @@ def generator_from_opened(opened: OpenedRun, weights: str = "ema",
                           device: str | torch.device = "cpu") -> LoadedGenerator:
     """The generator of a model source already opened by the run store."""
     if opened.record is not None:
-        return generator_from_checkpoint(opened.record, weights, device)
+        gen = generator_from_checkpoint(opened.record, weights, device)
+        gen.opened = opened
+        return gen
     from safetensors.torch import load_file
 
     meta = opened.meta
     model_cfg, net = build_generator(meta["family"], meta["model"])
     net.load_state_dict(load_file(str(opened.path)))
-    return _ready(LoadedGenerator(meta["family"], model_cfg, net), device)
+    return _ready(LoadedGenerator(meta["family"], model_cfg, net, opened=opened), device)
 
 
 def generator_from_checkpoint(state: dict[str, Any], weights: str = "ema",

@@ -110,6 +110,9 @@ class FamilySpec:
     official_iterations: Callable[["RunConfig"], int] = lambda cfg: 1
     presets: Path | None = None  # folder of this family's shipped presets (NAME.yaml -> FAMILY/NAME)
     examples: dict[str, str] = field(default_factory=dict)  # verb -> example lines for its --help
+    # Python helpers on ``ganforge.load(...)`` models of this family: name -> function(loaded model,
+    # ...), e.g. ``translate`` or ``story``; ``gen.translate(...)`` calls it with the model first.
+    helpers: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
     def evaluation_for(self, dataset: Any) -> Any:
         """The family's evaluation hooks for ``dataset`` (None for families that sample from noise)."""

@@ -71,6 +71,12 @@ EXAMPLES = {
         ganforge import stargan 200000-G.ckpt --out runs/mine --labels Black_Hair,Blond_Hair,Male""",
 }
 
+def _translate_helper(gen: Any, images: Any, targets: Any = ()) -> Any:
+    """``ganforge.load(run).translate(images, ["Blond_Hair", "Male=0"])`` -> {target: images}."""
+    from ganforge.models.stargan.translate import translate_images
+
+    return translate_images(gen, images, [targets] if isinstance(targets, str) else list(targets))
+
 register_family(FamilySpec(
     "stargan", StarganModelConfig, StarganRecipeConfig, build_recipe, StarganGenerator, check, kind="translation",
     evaluation=_evaluation, official_iterations=lambda cfg: cfg.recipe.n_critic,
@@ -79,4 +85,5 @@ register_family(FamilySpec(
     importer=Importer(_import, _add_import_arguments,
                       help="200000-G.ckpt ({iter}-D.ckpt is found beside it; default preset stargan/celeba)",
                       next_step="ganforge translate {out} --input IMAGES"),
-    presets=Path(__file__).parent / "presets", examples=EXAMPLES))
+    presets=Path(__file__).parent / "presets", examples=EXAMPLES,
+    helpers={"translate": _translate_helper}))

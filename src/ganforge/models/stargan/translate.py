@@ -64,10 +64,15 @@ def open_translator(opened: OpenedRun | str | Path, weights: str = "ema", device
     """A StarGAN model source (an ``OpenedRun``, or a path to open), ready to translate."""
     if not isinstance(opened, OpenedRun):
         opened = open_run(opened)
-    gen = generator_from_opened(opened, weights, device)
-    if opened.record is None:  # an exported generator: no discriminator, no data config
+    return translator_for(generator_from_opened(opened, weights, device), device)
+
+
+def translator_for(gen: LoadedGenerator, device: str | torch.device = "cpu") -> Translator:
+    """A loaded StarGAN generator with what translating needs: its run's discriminator (to read the
+    inputs' own labels) and preprocessing, where the model came from a checkpoint."""
+    if gen.opened is None or gen.opened.record is None:  # an exported generator: no discriminator, no data config
         return Translator(gen, None, conditioning_for_model(gen.model_config), None)
-    state = opened.record
+    state = gen.opened.record
     disc = None
     if "D" in state["networks"]:
         disc = StarganDiscriminator(gen.model_config)
@@ -77,6 +82,25 @@ def open_translator(opened: OpenedRun | str | Path, weights: str = "ema", device
     data = state["config"].get("data", {})
     crop = data.get("crop_size") or (CROP_SIZE if data.get("name") in ("celeba", "celeba_rafd") else None)
     return Translator(gen, disc, conditioning_for_model(gen.model_config), crop)
+
+
+@torch.no_grad()
+def translate_images(gen: LoadedGenerator, images: torch.Tensor, targets: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+    """``images`` (N, C, H, W) in [-1, 1] at the model's size, translated to each of ``targets`` (as
+    ``--attrs`` takes them: ``Blond_Hair``, ``Male=0,Young=1``; default: the official targets, one per
+    attribute). Returns {target: (N, C, H, W)} on the CPU."""
+    size = gen.model_config.image_size
+    if images.dim() != 4 or tuple(images.shape[-2:]) != (size, size):
+        raise ValueError(f"images must be (N, C, {size}, {size}) in [-1, 1] for this model; got {tuple(images.shape)}")
+    device = next(gen.parameters()).device
+    translator = translator_for(gen, device)
+    cond = translator.cond
+    source_c = translator.source_labels(images)
+    chosen = ([(spec, cond.parse_target(spec, 0, source_c)) for spec in targets] if targets
+              else cond.official_targets(0, source_c))
+    grid, per_row = translation_grid(gen, images, chosen, device)
+    columns = grid.reshape(len(images), per_row, *grid.shape[1:])
+    return {name: columns[:, k + 1] for k, (name, _) in enumerate(chosen)}
 
 
 def input_files(source: str | Path) -> list[Path]:

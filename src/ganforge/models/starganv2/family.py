@@ -91,6 +91,12 @@ EXAMPLES = {
     "import": "ganforge import starganv2 expr/checkpoints/afhq/100000_nets_ema.ckpt --out runs/starganv2-afhq",
 }
 
+def _translate_helper(gen: Any, images: Any, domain: int, reference: Any = None, seed: int = 0) -> Any:
+    """``ganforge.load(run).translate(images, domain=1, reference=ref)`` -> translated images."""
+    from ganforge.models.starganv2.sampling import translate_images
+
+    return translate_images(gen, images, domain, reference, seed)
+
 register_family(FamilySpec(
     "starganv2", Starganv2ModelConfig, Starganv2RecipeConfig, build_recipe, Starganv2Translator, check,
     kind="reference",
@@ -101,4 +107,5 @@ register_family(FamilySpec(
                       help="100000_nets_ema.ckpt (_nets, _optims and wing.ckpt are found beside it; default preset "
                            "starganv2/celeba_hq with the high-pass path, or starganv2/afhq without)",
                       next_step="ganforge export {out} --format onnx"),
-    presets=Path(__file__).parent / "presets", examples=EXAMPLES))
+    presets=Path(__file__).parent / "presets", examples=EXAMPLES,
+    helpers={"translate": _translate_helper}))

@@ -190,3 +190,27 @@ def sample_from_folders(net: Starganv2Translator, src: str | Path, ref: str | Pa
         written["video"] = write_video(frames, out / "video_ref.mp4")
     return written
 
+
+
+@torch.no_grad()
+def translate_images(gen: torch.nn.Module, images: torch.Tensor, domain: int, reference: torch.Tensor | None = None,
+                     seed: int = 0) -> torch.Tensor:
+    """``images`` (N, 3, H, W) in [-1, 1] at the model's size, translated into ``domain`` (its index,
+    domains in sorted folder order): in the style of ``reference`` (one image, or one per input, of
+    that domain) when given, else with random style codes drawn from ``seed``. (N, 3, H, W) on the CPU."""
+    cfg = gen.model_config
+    size = cfg.image_size
+    if images.dim() != 4 or tuple(images.shape[1:]) != (3, size, size):
+        raise ValueError(f"images must be (N, 3, {size}, {size}) in [-1, 1] for this model; got {tuple(images.shape)}")
+    if not 0 <= int(domain) < cfg.num_domains:
+        raise ValueError(f"domain={domain}: this model has domains 0..{cfg.num_domains - 1}")
+    device = next(gen.parameters()).device
+    x = images.to(device)
+    y = torch.full((len(x),), int(domain), dtype=torch.long, device=device)
+    if reference is None:
+        z = torch.randn(len(x), cfg.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+        return gen.net(x, y, z).float().cpu()
+    ref = reference[None] if reference.dim() == 3 else reference
+    if len(ref) not in (1, len(x)) or tuple(ref.shape[1:]) != (3, size, size):
+        raise ValueError(f"reference must be one (3, {size}, {size}) image or {len(x)} of them; got {tuple(reference.shape)}")
+    return gen.net.reference(x, ref.to(device).expand(len(x), -1, -1, -1), y).float().cpu()

@@ -75,6 +75,12 @@ EXAMPLES = {
     "data": "ganforge data write shapes --format clevr_sv --view story --out shapes_stories --count 500",
 }
 
+def _story_helper(gen: Any, descriptions: Any, seed: int = 0) -> Any:
+    """``ganforge.load(run).story(descriptions)`` -> stories (N, T, 3, H, W)."""
+    from ganforge.models.storygan.story import tell_stories
+
+    return tell_stories(gen, descriptions, seed)
+
 register_family(FamilySpec(
     "storygan", StoryganModelConfig, StoryganRecipeConfig, build_recipe, StoryganGenerator, check, kind="story",
     evaluation=_evaluation, evaluate_command=EvaluateCommand(_evaluate, _add_evaluate_arguments),
@@ -84,4 +90,5 @@ register_family(FamilySpec(
                       help="netG_epoch_N.pth (netD_im/netD_st_epoch_N or _last are found beside it; default preset "
                            "storygan/clevr_sv)",
                       next_step="ganforge story {out} --descriptions FILE"),
-    presets=Path(__file__).parent / "presets", examples=EXAMPLES))
+    presets=Path(__file__).parent / "presets", examples=EXAMPLES,
+    helpers={"story": _story_helper}))

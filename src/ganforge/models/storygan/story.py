@@ -138,3 +138,18 @@ def draw_stories(generator: torch.nn.Module, descriptions: torch.Tensor, seed: i
     out = [generator(descriptions[i:i + batch_size].to(device), noise[i:i + batch_size].to(device)).float().cpu()
            for i in range(0, len(descriptions), batch_size)]
     return torch.cat(out)
+
+
+@torch.no_grad()
+def tell_stories(gen: torch.nn.Module, descriptions: torch.Tensor | np.ndarray | str | Path, seed: int = 0
+                 ) -> torch.Tensor:
+    """Stories (N, T, 3, H, W) in [-1, 1] on the CPU for ``descriptions``: an (N, T, D) array of
+    description vectors, or a file as ``ganforge story --descriptions`` reads it."""
+    m = gen.model_config
+    if isinstance(descriptions, (str, Path)):
+        descriptions = read_descriptions(descriptions, m.video_len, m.text_dim)
+    descriptions = torch.as_tensor(descriptions, dtype=torch.float32)
+    if descriptions.dim() != 3 or tuple(descriptions.shape[1:]) != (m.video_len, m.text_dim):
+        raise ValueError(f"descriptions must be (N, {m.video_len}, {m.text_dim}) for this model; "
+                         f"got {tuple(descriptions.shape)}")
+    return draw_stories(gen, descriptions, seed, next(gen.parameters()).device)
