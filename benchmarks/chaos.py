@@ -16,8 +16,19 @@ table of what happened:
   and finishes.
 - ``SIGTERM``: a scheduler's preemption: exit code 0, a checkpoint of the step reached, and resuming
   gives the uninterrupted run's weights.
+- ``disk full before the first checkpoint``: the error says that no earlier checkpoint exists and
+  names ``ganforge resume RUN``; followed, that command trains from step 0 to the uninterrupted
+  run's weights.
+- ``corrupt latest checkpoint``: the latest checkpoint is cut in half. ``resume`` must refuse it,
+  naming the intact one before it and ``--from``; ``resume --from`` that one must finish with the
+  uninterrupted run's weights and keep the damaged file in ``checkpoints/set-aside``.
+- ``Ctrl-C to the process group``: SIGINT to the run and its data workers at once, as a terminal
+  sends it: exit code 130, the stop announced once, and resuming gives the uninterrupted weights.
 
-    .venv/bin/python benchmarks/chaos.py                  # every family, 20 kills each (~15 min)
+Every registered family with a shapes preset is driven; ``SMALL`` shrinks the networks of the
+families it knows (a family added later runs at its preset's size).
+
+    .venv/bin/python benchmarks/chaos.py                  # every family, 20 kills each (~25 min)
     .venv/bin/python benchmarks/chaos.py --kills 5 --only wgan_gp
 """
 
@@ -50,22 +61,32 @@ from ganforge.train.trainer import Trainer, TrainingDiverged, prepare_run_dir  #
 COMMON = {"data.num_workers": 0, "train.ckpt_every": 1, "train.keep_last": 3, "train.log_every": 1,
           "train.sample_every": 1000, "train.progress": False, "train.tensorboard": False,
           "runtime.deterministic": True, "runtime.device": "cpu", "runtime.threads": 1, "eval.every": 0}
-FAMILIES = {
-    "wgan_gp": ("wgan_gp/shapes", {"model.image_size": 32, "data.image_size": 32, "model.z_dim": 16,
-                                   "model.g_channels": 16, "model.d_channels": 16, "data.length": 256,
-                                   "train.batch_size": 16, "train.steps": 40}),
-    "dcgan": ("dcgan/shapes", {"model.image_size": 32, "data.image_size": 32, "model.z_dim": 16,
-                               "model.g_channels": 16, "model.d_channels": 16, "data.length": 256,
-                               "train.batch_size": 16, "train.steps": 40}),
-    "biggan": ("biggan/shapes", {"model.g_ch": 8, "model.d_ch": 8, "data.length": 256, "train.batch_size": 16,
-                                 "train.steps": 40, "runtime.precision": "fp32", "runtime.channels_last": False}),
-    "stargan": ("stargan/shapes", {"model.g_conv_dim": 8, "model.d_conv_dim": 8, "model.g_repeat_num": 1,
-                                   "model.image_size": 32, "data.image_size": 32, "data.length": 256,
-                                   "train.batch_size": 8, "train.steps": 40, "recipe.sample_images": 2}),
-    "storygan": ("storygan/shapes", {"model.gf_dim": 4, "model.df_dim": 4, "data.length": 64, "train.batch_size": 4,
-                                     "recipe.image_batch_size": 6, "train.steps": 40, "recipe.sample_stories": 2,
-                                     "runtime.precision": "fp32"}),
+SMALL = {  # per family: small networks and 40 steps, so that 20 kills take a minute or two
+    "wgan_gp": {"model.image_size": 32, "data.image_size": 32, "model.z_dim": 16, "model.g_channels": 16,
+                "model.d_channels": 16, "data.length": 256, "train.batch_size": 16},
+    "dcgan": {"model.image_size": 32, "data.image_size": 32, "model.z_dim": 16, "model.g_channels": 16,
+              "model.d_channels": 16, "data.length": 256, "train.batch_size": 16},
+    "biggan": {"model.g_ch": 8, "model.d_ch": 8, "data.length": 256, "train.batch_size": 16,
+               "runtime.precision": "fp32", "runtime.channels_last": False},
+    "stargan": {"model.g_conv_dim": 8, "model.d_conv_dim": 8, "model.g_repeat_num": 1, "model.image_size": 32,
+                "data.image_size": 32, "data.length": 256, "train.batch_size": 8, "recipe.sample_images": 2},
+    "starganv2": {"model.image_size": 16, "data.image_size": 16, "model.base_dim": 8, "model.max_conv_dim": 16,
+                  "data.length": 256, "train.batch_size": 4, "recipe.sample_images": 3,
+                  "runtime.precision": "fp32"},
+    "storygan": {"model.gf_dim": 4, "model.df_dim": 4, "data.length": 64, "train.batch_size": 4,
+                 "recipe.image_batch_size": 6, "recipe.sample_stories": 2, "runtime.precision": "fp32"},
 }
+
+
+def shapes_families() -> dict[str, tuple[str, dict[str, Any]]]:
+    """family -> (its shapes preset, the settings of its chaos runs), for every registered family."""
+    from ganforge.presets import list_presets
+
+    return {name.split("/")[0]: (name, {**SMALL.get(name.split("/")[0], {}), "train.steps": 40})
+            for name in list_presets() if name.endswith("/shapes")}
+
+
+FAMILIES = shapes_families()
 
 
 def overrides(family: str, out_dir: Path, name: str, **extra: Any) -> list[str]:
@@ -73,7 +94,7 @@ def overrides(family: str, out_dir: Path, name: str, **extra: Any) -> list[str]:
     return [f"{k}={v}" for k, v in values.items()]
 
 
-def cli(args: list[str], limit_bytes: int | None = None) -> subprocess.Popen:
+def cli(args: list[str], limit_bytes: int | None = None, new_session: bool = False) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
     def limit() -> None:  # a per-file size quota; the write then fails with EFBIG instead of a signal
@@ -83,7 +104,8 @@ def cli(args: list[str], limit_bytes: int | None = None) -> subprocess.Popen:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
     return subprocess.Popen([sys.executable, "-m", "ganforge", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=limit if limit_bytes else None)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=limit if limit_bytes else None,
+                            start_new_session=new_session)
 
 
 def weights_equal(a: Path, b: Path) -> bool:
@@ -278,6 +300,71 @@ def sigterm(family: str, root: Path, ref: Path, duration: float) -> dict[str, An
             "unreadable": unreadable(run)[0], "bytes_lost": 0, "equal": equal, "ok": ok}
 
 
+def disk_full_first(family: str, root: Path, ref: Path) -> dict[str, Any]:
+    """No room even for the first checkpoint; then the advice in the error, followed on a roomy disk."""
+    ckpt = latest_checkpoint(ref / "checkpoints").stat().st_size
+    with small_disk(int(ckpt * 0.5) + 128 * 1024) as (disk, how):
+        proc = cli(["train", FAMILIES[family][0], *overrides(family, disk, "first", **{"train.ckpt_every": 3})],
+                   limit_bytes=int(ckpt * 0.5) if how == "RLIMIT_FSIZE" else None)
+        _, err = proc.communicate(timeout=900)
+        safe = root / "first"
+        shutil.copytree(disk / "first", safe)
+    advice = f"ganforge resume {disk / 'first'}"
+    told = "no earlier checkpoint exists" in err and advice in err
+    resumed = cli(["resume", str(safe)])
+    _, rerr = resumed.communicate(timeout=900)
+    equal = resumed.returncode == 0 and weights_equal(safe, ref)
+    ok = proc.returncode == 2 and told and "starts at step 0" in rerr and equal
+    return {"scenario": f"disk full before the first checkpoint ({how})",
+            "events": f"exit {proc.returncode}, advice {'given' if told else 'MISSING'}, resume from step 0",
+            "resumed": 1, "unreadable": 0, "bytes_lost": 0, "equal": equal, "ok": ok}
+
+
+def corrupt_latest(family: str, root: Path, ref: Path) -> dict[str, Any]:
+    """The latest checkpoint cut in half: refused with the intact one named; resume --from it."""
+    steps = int(FAMILIES[family][1]["train.steps"])
+    half = steps // 2
+    run = root / "corrupt"
+    first = cli(["train", FAMILIES[family][0], *overrides(family, root, "corrupt", **{"train.steps": half + 2,
+                                                                                       "train.ckpt_every": 2})])
+    first.communicate(timeout=900)
+    latest = latest_checkpoint(run / "checkpoints")
+    data = latest.read_bytes()
+    latest.write_bytes(data[: len(data) // 2])
+    refused = cli(["resume", str(run), f"train.steps={steps}"])
+    _, err = refused.communicate(timeout=900)
+    intact = list_checkpoints(run / "checkpoints")[-2].name
+    named = f"--from {intact}" in err and "weights_only" not in err
+    resumed = cli(["resume", str(run), f"train.steps={steps}", "--from", intact])
+    resumed.communicate(timeout=900)
+    kept = (run / "checkpoints" / "set-aside" / latest.name).is_file()
+    equal = resumed.returncode == 0 and weights_equal(run, ref)
+    ok = refused.returncode == 2 and named and kept and equal
+    return {"scenario": "corrupt latest checkpoint", "events": f"exit {refused.returncode}, "
+            f"{'names ' + intact if named else 'intact one NOT named'}, resume --from it, damaged file kept",
+            "resumed": 1, "unreadable": unreadable(run)[0], "bytes_lost": 0, "equal": equal, "ok": ok}
+
+
+def ctrl_c_group(family: str, root: Path, ref: Path, duration: float) -> dict[str, Any]:
+    """SIGINT to the run and its data worker at once, as a terminal's Ctrl-C; then resume."""
+    run = root / "ctrl-c"
+    args = ["train", FAMILIES[family][0], *overrides(family, root, "ctrl-c", **{"train.ckpt_every": 1000,
+                                                                               "data.num_workers": 1})]
+    proc = cli(args, new_session=True)
+    deadline = time.time() + duration
+    while len(_logged_steps(run)) < 3 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    announced = err.count("Ctrl-C: finishing this step")
+    resumed = cli(["resume", str(run), "train.ckpt_every=1"])
+    resumed.communicate(timeout=900)
+    equal = resumed.returncode == 0 and weights_equal(run, ref)
+    ok = proc.returncode == 130 and announced == 1 and equal
+    return {"scenario": "Ctrl-C to the process group", "events": f"exit {proc.returncode}, announced {announced}x",
+            "resumed": 1, "unreadable": unreadable(run)[0], "bytes_lost": 0, "equal": equal, "ok": ok}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kills", type=int, default=20)
@@ -291,8 +378,12 @@ def main() -> int:
             root = Path(tmp)
             t0 = time.perf_counter()
             ref, duration = reference(family, root)
-            for row in (kill_9(family, root, ref, args.kills, rng, duration), disk_full(family, root, ref),
-                        nan(family, root, "stop"), nan(family, root, "rollback"), sigterm(family, root, ref, duration)):
+            scenarios = (lambda: kill_9(family, root, ref, args.kills, rng, duration),
+                         lambda: disk_full(family, root, ref), lambda: disk_full_first(family, root, ref),
+                         lambda: corrupt_latest(family, root, ref), lambda: nan(family, root, "stop"),
+                         lambda: nan(family, root, "rollback"), lambda: sigterm(family, root, ref, duration),
+                         lambda: ctrl_c_group(family, root, ref, duration))
+            for row in (scenario() for scenario in scenarios):
                 rows.append({"family": family, **row})
                 print(f"{family}: {row['scenario']}: {'ok' if row['ok'] else 'FAILED'} ({row['events']})", flush=True)
             print(f"{family}: {time.perf_counter() - t0:.0f} s", flush=True)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gfhelpers import grid_size, REPO, assert_latest_checkpoints_equal, assert_official_output, check_exports
+from gfhelpers import (REPO, assert_latest_checkpoints_equal, assert_official_output, check_exports, grid_size,
+                       grid_size_box)
 from ganforge.cli import main
 from ganforge.config import ConfigError
 from ganforge.presets import load_config
@@ -397,6 +398,7 @@ def test_sample_verb_modes(biggan_run, tmp_path, capsys):
     assert main(["sample", str(biggan_run), "--mode", "sheet", "--classes", "0-2,5", "--per-class", "3",
                  "--truncation", "0.7", "--out", str(tmp_path / "sheet.png")]) == 0
     assert grid_size(tmp_path / "sheet.png") == (3 * 34 + 2, 4 * 34 + 2)
+    assert grid_size_box(tmp_path / "sheet.png")[0] > 0, "a label left of each class row"
     assert main(["sample", str(biggan_run), "--mode", "interpolate", "--interp", "y", "--rows", "2", "--steps", "6",
                  "--standing-stats", "2", "--out", str(tmp_path / "interp.png")]) == 0
     assert grid_size(tmp_path / "interp.png") == (6 * 34 + 2, 2 * 34 + 2)

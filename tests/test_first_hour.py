@@ -61,3 +61,37 @@ def test_a_batch_larger_than_the_data_says_that_images_repeat(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         Trainer(cfg).stream.close()
     assert "the data has 5 examples and train.batch_size=64: every batch repeats each one about 13 times" in caplog.text
+
+
+@pytest.fixture
+def bars_at_once(monkeypatch):
+    """Progress bars shown from the first item (they wait 2 s otherwise)."""
+    from ganforge.runtime import progress
+
+    monkeypatch.setattr(progress, "DELAY_S", 0.0)
+
+
+def test_long_work_shows_progress(tmp_path, bars_at_once, capsys):
+    import torch
+
+    from ganforge.data.image_folder import build_index
+    from ganforge.models.starganv2.sampling import write_video
+
+    _write_images(tmp_path / "imgs", ["a.png", "b.png"])
+    build_index(tmp_path / "imgs", use_cache=False)
+    write_video(torch.zeros(3, 3, 16, 16), tmp_path / "v.mp4")
+    err = capsys.readouterr().err
+    assert "indexing" in err and "file" in err
+    assert "encoding 'v.mp4'" in err and "3/3" in err
+
+
+def test_evaluation_counts_its_batches(bars_at_once, capsys):
+    import torch
+
+    from ganforge.data.shapes import ShapesDataset
+    from ganforge.metrics.evaluate import Evaluator
+
+    evaluator = Evaluator(ShapesDataset(length=40, image_size=32), "oracle", 10, batch_size=5, progress=True)
+    evaluator.evaluate(lambda: iter([torch.zeros(5, 3, 32, 32), torch.zeros(5, 3, 32, 32)]))
+    err = capsys.readouterr().err
+    assert "features of 10 real images" in err and "features of 10 generated images" in err and "2/2" in err

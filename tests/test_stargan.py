@@ -7,7 +7,8 @@ import random
 import pytest
 import torch
 
-from gfhelpers import grid_size, grid_size_box, labelled_columns, REPO, assert_latest_checkpoints_equal, check_exports, short_run, tiny_overrides
+from gfhelpers import (REPO, assert_latest_checkpoints_equal, check_exports, grid_size, grid_size_box, labelled_columns,
+                       short_run, tiny_overrides)
 from ganforge.cli import main
 from ganforge.config import ConfigError
 from ganforge.presets import load_config

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from gfhelpers import (grid_size, REPO, SHARED_DATA, assert_latest_checkpoints_equal, assert_official_output, check_exports,
-                       face_like_heatmaps, fan_probe, fill_by_key_order, short_run, update_projections)
+from gfhelpers import (REPO, SHARED_DATA, assert_latest_checkpoints_equal, assert_official_output, check_exports,
+                       face_like_heatmaps, fan_probe, fill_by_key_order, grid_size, short_run, update_projections)
 from ganforge.cli import main
 from ganforge.config import ConfigError
 from ganforge.presets import load_config

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from gfhelpers import (grid_size, PYTHON, REPO, SHARED_DATA, assert_latest_checkpoints_equal, check_exports,
-                       python_env, short_run)
+from gfhelpers import (PYTHON, REPO, SHARED_DATA, assert_latest_checkpoints_equal, check_exports, grid_size,
+                       labelled_columns, python_env, short_run)
 from ganforge.cli import main
 from ganforge.config import ConfigError
 from ganforge.presets import load_config
@@ -329,6 +329,7 @@ def test_story_verb_from_files_and_from_data(storygan_run, tmp_path, capsys):
     assert main(["story", str(storygan_run), "--descriptions", str(tmp_path / "one.npy"), "--out",
                  str(tmp_path / "one.png"), "--frames"]) == 0
     assert grid_size(tmp_path / "one.png") == (4 * 66 + 2, 66 + 2)
+    assert labelled_columns(tmp_path / "one.png", 4) == [True] * 4  # "generated 1" .. "generated 4"
     assert len(list((tmp_path / "one").glob("*.png"))) == 4
     (tmp_path / "two.json").write_text(json.dumps([vectors.tolist(), vectors.tolist()]))
     assert main(["story", str(storygan_run), "--descriptions", str(tmp_path / "two.json")]) == 0

@@ -50,6 +50,28 @@ def _walk_images(root: Path) -> list[tuple[str, os.stat_result]]:
     return found
 
 
+def _class_labels(root: Path, files: list[str], option: str) -> tuple[list[str], list[int]]:
+    """Class names (the sorted first-level folders) and each file's label; errors name ``option``."""
+    needs = "data.classes=true" if option == "data.path" else option
+    top = [f.split("/")[0] if "/" in f else "" for f in files]
+    if any(t == "" for t in top):
+        loose = next(f for f, t in zip(files, top) if t == "")
+        raise DataError(f"{needs} needs every image inside a class sub-folder of '{root}' (one folder per class, "
+                        f"e.g. '{root / 'cat' / 'img1.png'}', '{root / 'dog' / 'img2.png'}'), but '{loose}' lies "
+                        f"at the top level")
+    class_names = sorted(set(top))
+    # An empty class folder would silently shift every later label by one: refuse it by name.
+    empty = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+                   and d.name not in class_names)
+    if empty:
+        raise DataError(f"{needs}: class folder '{root / empty[0]}' has no readable images"
+                        f"{f' (and {len(empty) - 1} more)' if len(empty) > 1 else ''}; labels are the sorted "
+                        f"folder names, so add images to it or move it out of '{root}'")
+    lookup = {c: i for i, c in enumerate(class_names)}
+    labels = [lookup[t] for t in top]
+    return class_names, labels
+
+
 def build_index(root: str | Path, classes: bool = False, strict: bool = False, use_cache: bool = True,
                 option: str = "data.path") -> FolderIndex:
     """Scan ``root`` for images; check each file's header once (cached by size and mtime).
@@ -100,26 +122,7 @@ def build_index(root: str | Path, classes: bool = False, strict: bool = False, u
         detail = f" ({len(skipped)} unreadable file(s), e.g. '{next(iter(skipped))}')" if skipped else ""
         raise DataError(f"{option}: no readable images under '{root}'{detail}; "
                         f"expected files ending in {', '.join(IMAGE_EXTENSIONS)}")
-    class_names: list[str] = []
-    labels = [0] * len(files)
-    if classes:
-        top = [f.split("/")[0] if "/" in f else "" for f in files]
-        if any(t == "" for t in top):
-            loose = next(f for f, t in zip(files, top) if t == "")
-            needs = "data.classes=true" if option == "data.path" else option
-            raise DataError(f"{needs} needs every image inside a class sub-folder of '{root}' (one folder per class, "
-                            f"e.g. '{root / 'cat' / 'img1.png'}', '{root / 'dog' / 'img2.png'}'), but '{loose}' lies "
-                            f"at the top level")
-        class_names = sorted(set(top))
-        # An empty class folder would silently shift every later label by one: refuse it by name.
-        empty = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
-                       and d.name not in class_names)
-        if empty:
-            raise DataError(f"data.classes=true: class folder '{root / empty[0]}' has no readable images"
-                            f"{f' (and {len(empty) - 1} more)' if len(empty) > 1 else ''}; labels are the sorted "
-                            f"folder names, so add images to it or move it out of '{root}'")
-        lookup = {c: i for i, c in enumerate(class_names)}
-        labels = [lookup[t] for t in top]
+    class_names, labels = _class_labels(root, files, option) if classes else ([], [0] * len(files))
     if skipped:
         first = next(iter(skipped.items()))
         log.warning("image_folder '%s': skipped %d unreadable file(s); first: %s (%s)", root, len(skipped), *first)

@@ -1,7 +1,7 @@
 """The generic training loop and what it owns: phases, EMA, checkpoints, logs.
 
 The package is also callable: ``ganforge.train(config, overrides, **settings)`` is
-:func:`ganforge.api.train`, so the Python API keeps the verb's name while ``ganforge.train.trainer``
+:func:`ganforge.train.api.train`, so the Python API keeps the verb's name while ``ganforge.train.trainer``
 and the other modules stay importable as usual.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 class _CallablePackage(types.ModuleType):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from ganforge.api import train
+        from ganforge.train.api import train
 
         return train(*args, **kwargs)
 

@@ -111,6 +111,14 @@ class _StopFlag:
             signal.signal(sig, prev)
 
 
+def _warn_if_batches_repeat(examples: int, batch_size: int) -> None:
+    """Say so when the data is smaller than a batch: each batch then repeats every example."""
+    if 0 < examples < batch_size:
+        log.warning("the data has %d examples and train.batch_size=%d: every batch repeats each one about %d "
+                    "times (a lower train.batch_size, or more data, gives the discriminator more variety)",
+                    examples, batch_size, round(batch_size / examples))
+
+
 def _read_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint to continue from; a damaged one is refused with the intact one before it named."""
     try:
@@ -152,10 +160,8 @@ class Trainer:
 
         # Data first: a wrong path should fail before a network is built.
         self.dataset = build_dataset(cfg.data, rt.seed)
-        if 0 < len(self.dataset) < tr.batch_size and self.is_main:
-            log.warning("the data has %d examples and train.batch_size=%d: every batch repeats each one about %d "
-                        "times (a lower train.batch_size, or more data, gives the discriminator more variety)",
-                        len(self.dataset), tr.batch_size, round(tr.batch_size / len(self.dataset)))
+        if self.is_main:
+            _warn_if_batches_repeat(len(self.dataset), tr.batch_size)
         # Same initial weights on every rank (and broadcast below to be certain).
         seed_everything(rt.seed)
         self.ctx = RecipeContext(device=self.device, precision=self.precision, dist=self.dist,
@@ -316,7 +322,6 @@ class Trainer:
         message = (f"NaN/Inf loss at step {failed_at}: rolled back to {ckpt.name} (step {self.step}), learning "
                    f"rates x{self.lr_scale:g} (rollback {self.rollbacks} of {tr.nan_max_rollbacks})")
         log.warning(message)
-        tqdm.write(message, file=sys.stderr)
         return True
 
     def train_step(self, sums: dict[str, torch.Tensor] | None = None, phase_repeats: int | None = None) -> list[tuple[str, torch.Tensor]]:
