@@ -98,6 +98,9 @@ class TrainConfig:
     nan_lr_factor: float = bounded(0.5, gt=0.0, le=1.0)
     nan_max_rollbacks: int = positive(3)
     sample_count: int = positive(64)  # images in the periodic grid
+    # DiffAugment (ganforge.layers.diffaugment) on every image the family's image discriminators see,
+    # real and fake, in D and G steps: any of color,translation,cutout; "" (default) off, as the papers.
+    diffaugment: str = ""
     progress: bool = True
     tensorboard: bool = True
 

@@ -113,6 +113,8 @@ class FamilySpec:
     # Python helpers on ``ganforge.load(...)`` models of this family: name -> function(loaded model,
     # ...), e.g. ``translate`` or ``story``; ``gen.translate(...)`` calls it with the model first.
     helpers: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    # The networks whose first input is an image they judge (train.diffaugment augments it).
+    judges_images: tuple[str, ...] = ()
 
     def evaluation_for(self, dataset: Any) -> Any:
         """The family's evaluation hooks for ``dataset`` (None for families that sample from noise)."""

@@ -12,7 +12,9 @@ EXAMPLES = """
     ganforge data write shapes --format image_folder --out shapes_png --count 2000 --image-size 64
     ganforge data write shapes --format cifar --out shapes_cifar --count 1000 --image-size 32 --view class
     ganforge data write shapes --format celeba --view attributes --out shapes_celeba --count 4000 --image-size 128
-    ganforge data write shapes --format domains --view domains --out shapes_domains --count 3000 --image-size 32"""
+    ganforge data write shapes --format domains --view domains --out shapes_domains --count 3000 --image-size 32
+    ganforge data write fashion_mnist --format image_folder --out fmnist_png         # every image, a folder per class
+    ganforge data write emoji --format image_folder --out emoji_png --image-size 64  # a folder per emoji group"""
 
 
 def add_parser(sub: Any) -> None:
@@ -24,12 +26,16 @@ def add_parser(sub: Any) -> None:
     di.add_argument("overrides", nargs="*", help="key=value, e.g. data.path=/data/faces")
     di.add_argument("--preview", help="PNG path for a grid of the first 64 images")
     dw = dsub.add_parser("write", help="write the built-in shapes as image_folder, cifar, hdf5, celeba, clevr_sv or "
-                                       "domains")
-    dw.add_argument("dataset", choices=["shapes"], help="the built-in procedural dataset")
+                                       "domains; Fashion-MNIST or the emoji as image_folder or hdf5")
+    dw.add_argument("dataset", choices=["shapes", "fashion_mnist", "emoji"],
+                    help="the built-in procedural shapes, or a real set installed from Debian packages")
+    dw.add_argument("overrides", nargs="*", help="real sets: data.KEY=VALUE for the dataset, e.g. "
+                                                 "data.path=/data/fmnist or data.groups=[Flags]")
     dw.add_argument("--format", choices=["image_folder", "cifar", "hdf5", "celeba", "clevr_sv", "domains"],
                     required=True, help="the real format to write it in (what that format's loader reads)")
     dw.add_argument("--out", required=True, help="folder (or .h5 file for hdf5) to write")
-    dw.add_argument("--count", type=int, default=1000, help="images (stories for --view story) to write")
+    dw.add_argument("--count", type=int, default=None,
+                    help="images (stories for --view story) to write; default: 1000 shapes, every real image")
     dw.add_argument("--image-size", type=int, default=64, help="side of the square images, in pixels")
     dw.add_argument("--view", choices=["unconditional", "class", "attributes", "story", "domains"],
                     default="unconditional",
@@ -50,7 +56,13 @@ def run(args: argparse.Namespace) -> int:
     from ganforge.data.shapes_domains import ShapesDomainDataset
     from ganforge.data.story import ShapesStoryDataset
 
+    if args.action == "write" and args.dataset != "shapes":
+        return _write_real(args)
     if args.action == "write":
+        if args.overrides:
+            raise ValueError(f"data.KEY=VALUE overrides ({', '.join(args.overrides)}) are for fashion_mnist and emoji; "
+                             f"the shapes take --view, --count and --image-size")
+        args.count = args.count or 1000
         if args.view == "story":
             ds = ShapesStoryDataset(args.count, args.image_size)
         elif args.view == "domains":
@@ -83,6 +95,30 @@ def run(args: argparse.Namespace) -> int:
 
         images = torch.stack([ds.get(i)["image"] for i in range(min(64, len(ds)))])
         print(f"preview: {save_grid(images, Path(args.preview))}")
+    return 0
+
+
+def _write_real(args: argparse.Namespace) -> int:
+    """`data write fashion_mnist|emoji`: the training split, labelled, as an image folder or HDF5."""
+    import yaml
+
+    from ganforge.data import build_dataset, data_config, write_dataset
+
+    if args.format not in ("image_folder", "hdf5"):
+        raise ValueError(f"--format {args.format}: {args.dataset} is written as image_folder or hdf5")
+    values: dict[str, Any] = {"classes": True, "channels": 3} if args.dataset == "fashion_mnist" else {}
+    for item in args.overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.startswith("data."):
+            raise ValueError(f"'{item}': give data.KEY=VALUE, e.g. data.path=/data/fmnist")
+        values[key.removeprefix("data.")] = yaml.safe_load(text)
+    ds = build_dataset(data_config(args.dataset, image_size=args.image_size, **values))
+    out = Path(args.out)
+    if args.format == "hdf5" and out.suffix not in (".h5", ".hdf5"):
+        out = out / f"{args.dataset}.h5"
+    out = write_dataset(ds, args.format, out, limit=args.count)
+    written = len(ds) if args.format == "hdf5" else min(args.count or len(ds), len(ds))  # a pack holds them all
+    print(f"wrote {written} {args.dataset} images as {args.format}: {out}")
     return 0
 
 

@@ -9,8 +9,11 @@ from ganforge.config import ConfigError, DataConfig, convert
 from ganforge.data.celeba import CROP_SIZE, OFFICIAL_ATTRS, CelebADataset
 from ganforge.data.cifar import CifarDataset
 from ganforge.data.configs import (CelebAConfig, CelebaRafdConfig, CifarConfig, ClevrSvConfig, DomainsConfig,
-                                   Hdf5Config, ImageFolderConfig, PororoSvConfig, RafdConfig, ShapesConfig)
+                                   EmojiConfig, FashionMnistConfig, Hdf5Config, ImageFolderConfig, PororoSvConfig,
+                                   RafdConfig, ShapesConfig)
 from ganforge.data.domains import DomainFolderDataset
+from ganforge.data.emoji import EmojiDataset
+from ganforge.data.fashion_mnist import FashionMnistDataset
 from ganforge.data.hdf5 import HDF5Dataset
 from ganforge.data.image_folder import ImageFolderDataset
 from ganforge.data.images import DataError
@@ -106,6 +109,21 @@ def _cifar(cfg: CifarConfig, seed: int) -> CifarDataset:
                         flip=cfg.flip, classes=cfg.classes)
 
 
+@register_dataset("fashion_mnist", FashionMnistConfig)
+def _fashion_mnist(cfg: FashionMnistConfig, seed: int) -> FashionMnistDataset:
+    return FashionMnistDataset(cfg.path, split=cfg.split, image_size=cfg.image_size, channels=cfg.channels,
+                               fit=cfg.fit, flip=cfg.flip, classes=cfg.classes, fraction=cfg.fraction)
+
+
+@register_dataset("emoji", EmojiConfig)
+def _emoji(cfg: EmojiConfig, seed: int) -> EmojiDataset:
+    if len(cfg.background) != 3 or not all(0 <= v <= 255 for v in cfg.background):
+        raise ConfigError(f"data.background={cfg.background}: give an RGB colour such as [255, 255, 255]")
+    return EmojiDataset(cfg.image_size, cfg.font, cfg.emoji_list, cfg.labels, cfg.groups, cfg.split,
+                        tuple(cfg.background), cfg.view, cfg.flip, augment=cfg.view == "domains",
+                        crop_prob=cfg.crop_prob)
+
+
 @register_dataset("hdf5", Hdf5Config)
 def _hdf5(cfg: Hdf5Config, seed: int) -> HDF5Dataset:
     return HDF5Dataset(_need_path(cfg), image_size=cfg.image_size, crop=cfg.crop, flip=cfg.flip, in_memory=cfg.in_memory)
@@ -140,6 +158,12 @@ def class_names(data: dict[str, Any]) -> list[str] | None:
         return [f"{color} {shape}" for shape in SHAPES for color in COLOR_NAMES]
     if name == "cifar" and data.get("classes"):
         return list(CIFAR10_CLASSES)
+    if name == "fashion_mnist" and data.get("classes"):
+        from ganforge.data.fashion_mnist import CLASSES
+
+        return list(CLASSES)
+    if name == "emoji" and data.get("groups"):
+        return list(data["groups"])
     root = data.get("path") or data.get("root")
     if name == "image_folder" and data.get("classes") and root and Path(root).is_dir():
         return sorted(d.name for d in Path(root).iterdir() if d.is_dir() and not d.name.startswith("."))

@@ -119,6 +119,36 @@ class CifarConfig(DataConfig):
 
 
 @dataclass
+class FashionMnistConfig(DataConfig):
+    """Fashion-MNIST's IDX files (Debian: dataset-fashion-mnist)."""
+
+    image_size: int = positive(32)
+    path: str = "/usr/share/datasets/fashion-mnist"
+    channels: Literal[1, 3] = 1  # grey, or the grey repeated to RGB
+    fit: Literal["pad", "resize"] = "pad"  # 28 -> 32 px: black borders (the usual way), or a resize
+    classes: bool = False  # keep the ten labels (class-conditional models)
+    split: Split = "train"
+    fraction: float = bounded(1.0, gt=0.0, le=1.0)  # a fixed per-class subset, for small-data runs
+    flip: bool = False
+
+
+@dataclass
+class EmojiConfig(DataConfig):
+    """Noto Color Emoji bitmaps labelled by Unicode's emoji groups (Debian: fonts-noto-color-emoji, unicode-data)."""
+
+    image_size: int = positive(64)
+    font: str = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
+    emoji_list: str = "/usr/share/unicode/emoji/emoji-test.txt"
+    labels: Literal["group", "subgroup"] = "group"
+    groups: list[str] = field(default_factory=list)  # the groups (or subgroups) kept, in order; empty: all
+    view: Literal["class", "domains"] = "class"  # classes for conditional models, or StarGAN v2 domains
+    split: Split = "train"
+    background: list[int] = field(default_factory=lambda: [255, 255, 255])  # RGB behind the emoji
+    flip: bool = False
+    crop_prob: float = bounded(0.5, ge=0.0, le=1.0)  # domains view: chance of the random resized crop
+
+
+@dataclass
 class Hdf5Config(DataConfig):
     """Decoded uint8 images packed by `ganforge data pack`, or BigGAN-PyTorch's packs."""
 

@@ -16,15 +16,17 @@ from ganforge.data.shapes_domains import ShapesDomainDataset, validation_length,
 from ganforge.data.story import write_clevr_sv
 
 
-def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True) -> Path:
+def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True, limit: int | None = None) -> Path:
     """Write ``dataset`` to disk as ``image_folder`` (PNG, class sub-folders when labelled), ``cifar``
     (32x32 python batches), ``hdf5``, ``celeba`` (attribute file; the shapes attributes view) or
     ``clevr_sv`` (the shapes story view) or ``domains`` (the shapes domains view's train split, with a
     test split of a tenth of its size as ``val/``).
-    Lets the real loaders be exercised by the built-in data."""
+    Lets the real loaders be exercised by the built-in data. ``limit``: at most that many images
+    (image_folder); labelled images go to a sub-folder per class, named by the class where the dataset
+    names its classes."""
     from tqdm import tqdm
 
-    n = len(dataset)
+    n = len(dataset) if limit is None else min(limit, len(dataset))
 
     def uint8(i: int) -> tuple[np.ndarray, int]:
         item = dataset.get(i)
@@ -46,7 +48,7 @@ def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True) -> P
     if fmt == "image_folder":
         for i in tqdm(range(n), desc="writing PNGs", disable=not progress):
             arr, label = uint8(i)
-            folder = out / f"class_{label:03d}" if dataset.num_classes else out
+            folder = out / class_folder(dataset, label) if dataset.num_classes else out
             folder.mkdir(parents=True, exist_ok=True)
             array_to_pil(arr).save(folder / f"{i:06d}.png")
         return out
@@ -60,3 +62,12 @@ def write_dataset(dataset: Any, fmt: str, out: Path, progress: bool = True) -> P
         write_cifar(out, images, np.asarray([p[1] for p in pairs]))
         return out
     raise DataError(f"format '{fmt}' is not one of image_folder, cifar, hdf5, celeba, clevr_sv, domains")
+
+
+def class_folder(dataset: Any, label: int) -> str:
+    """The sub-folder of class ``label``: its name made file-safe ("T-shirt/top" -> "T-shirt_top"), or
+    ``class_NNN`` for a dataset that does not name its classes."""
+    names = getattr(dataset, "class_names", None)
+    if not names:
+        return f"class_{label:03d}"
+    return "".join(ch if ch.isalnum() or ch in "-_.& " else "_" for ch in names[label]).strip() or f"class_{label:03d}"

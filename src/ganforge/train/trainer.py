@@ -172,6 +172,10 @@ class Trainer:
         self.recipe: Recipe = self.spec.build_recipe(cfg, self.ctx)
         if isinstance(rt.channels_last, list):
             self._channels_last_networks(rt.channels_last)
+        # DiffAugment's draws: a CPU stream of their own per rank, checkpointed with the others.
+        self.augment = torch.Generator().manual_seed(rt.seed + 7919 * (1 + self.dist.rank))
+        if tr.diffaugment:
+            self._attach_diffaugment(tr.diffaugment)
         use_implementation(self.recipe.optimizers.values(), rt.optimizer_impl, self.device)
         self.generator = self.recipe.networks[self.recipe.generator]
         self.ema = make_ema(self.generator) if tr.ema.enabled else None  # an eager copy: made before compiling
@@ -224,6 +228,18 @@ class Trainer:
         for name in names:
             to_channels_last(self.recipe.networks[name])
 
+    def _attach_diffaugment(self, policy: str) -> None:
+        """``train.diffaugment``: augment what each image discriminator of the family sees."""
+        from ganforge.layers.diffaugment import attach
+
+        if not self.spec.judges_images:
+            raise ConfigError(f"train.diffaugment: {self.cfg.family} declares no discriminator of images to augment")
+        try:
+            for name in self.spec.judges_images:
+                attach(self.recipe.networks[name], policy, self.augment)
+        except ValueError as err:
+            raise ConfigError(f"train.diffaugment={policy!r}: {err}") from None
+
     def state_dict(self) -> CheckpointRecord:
         """Everything a resume needs to continue bit for bit: networks, EMA, optimizers, scalers, RNG
         streams, the data position and the lr scale."""
@@ -235,7 +251,7 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizers": {k: v.state_dict() for k, v in self.recipe.optimizers.items()},
             "scalers": {k: v.state_dict() for k, v in self.scalers.items()},
-            "rng": capture_rng_state({"noise": self.ctx.noise}),
+            "rng": capture_rng_state({"noise": self.ctx.noise, "augment": self.augment}),
             "data_position": self.stream.position,
             "lr_scale": self.lr_scale,
             "world_size": self.dist.world_size,
@@ -269,7 +285,7 @@ class Trainer:
             first = str(err).strip().splitlines()[0][:300]
             raise CheckpointError(f"'{path}' does not fit this run's networks (another size or config?): {first}") from None
         if "rng" in state:
-            restore_rng_state(state["rng"], {"noise": self.ctx.noise})
+            restore_rng_state(state["rng"], {"noise": self.ctx.noise, "augment": self.augment})
         self.step = int(state["step"])
         self.lr_scale = float(state.get("lr_scale", 1.0))
         return int(state.get("data_position", 0))

@@ -54,4 +54,5 @@ register_family(FamilySpec(
                       help="the weights folder or G_ema.pth/G.pth (D.pth, the optimizers and state_dict.pth are "
                            "found beside it; default preset biggan/imagenet128)",
                       next_step="ganforge sample {out} --mode sheet"),
-    presets=Path(__file__).parent / "presets", examples=EXAMPLES))
+    presets=Path(__file__).parent / "presets", examples=EXAMPLES,
+    judges_images=("D",)))

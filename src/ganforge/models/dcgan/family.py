@@ -25,6 +25,7 @@ WGAN_GP_EXAMPLES = {
 }
 
 register_family(FamilySpec("dcgan", DcganModelConfig, DcganRecipeConfig, build_recipe, DcganGenerator, check,
-                           kind="noise", presets=PRESETS / "dcgan"))
+                           kind="noise", presets=PRESETS / "dcgan", judges_images=("D",)))
 register_family(FamilySpec("wgan_gp", WganGpModelConfig, WganGpRecipeConfig, build_recipe, DcganGenerator, check,
-                           kind="noise", presets=PRESETS / "wgan_gp", examples=WGAN_GP_EXAMPLES))
+                           kind="noise", presets=PRESETS / "wgan_gp", examples=WGAN_GP_EXAMPLES,
+                           judges_images=("D",)))

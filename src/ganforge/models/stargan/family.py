@@ -86,4 +86,5 @@ register_family(FamilySpec(
                       help="200000-G.ckpt ({iter}-D.ckpt is found beside it; default preset stargan/celeba)",
                       next_step="ganforge translate {out} --input IMAGES"),
     presets=Path(__file__).parent / "presets", examples=EXAMPLES,
-    helpers={"translate": _translate_helper}))
+    helpers={"translate": _translate_helper},
+    judges_images=("D",)))

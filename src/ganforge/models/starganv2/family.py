@@ -108,4 +108,5 @@ register_family(FamilySpec(
                            "starganv2/celeba_hq with the high-pass path, or starganv2/afhq without)",
                       next_step="ganforge export {out} --format onnx"),
     presets=Path(__file__).parent / "presets", examples=EXAMPLES,
-    helpers={"translate": _translate_helper}))
+    helpers={"translate": _translate_helper},
+    judges_images=("D",)))

@@ -141,10 +141,10 @@ def _fixed_images(data, count: int) -> tuple[torch.Tensor, torch.Tensor]:
 def check(cfg: RunConfig) -> None:
     """Cross-section rules, checked before any work."""
     m, d = cfg.model, cfg.data
-    if d.name != "domains" and not (d.name == "shapes" and d.view == "domains"):
-        raise ConfigError(f"StarGAN v2 reads domain folders: data.name=domains with data.path=<folder of domain "
-                          f"sub-folders>, or the built-in data.name=shapes with data.view=domains (got "
-                          f"data.name='{d.name}'" + (f", data.view='{d.view}')" if d.name == "shapes" else ")"))
+    if d.name != "domains" and getattr(d, "view", None) != "domains":
+        raise ConfigError(f"StarGAN v2 reads domains: data.name=domains with data.path=<folder of domain sub-folders>, "
+                          f"or a dataset's domains view (data.name=shapes or emoji with data.view=domains; got "
+                          f"data.name='{d.name}'" + (f", data.view='{d.view}')" if hasattr(d, "view") else ")"))
     if m.image_size != d.image_size:
         raise ConfigError(f"model.image_size={m.image_size} and data.image_size={d.image_size} differ; set both")
     if m.image_size < 16 or m.image_size & (m.image_size - 1):

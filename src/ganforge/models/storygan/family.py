@@ -91,4 +91,5 @@ register_family(FamilySpec(
                            "storygan/clevr_sv)",
                       next_step="ganforge story {out} --descriptions FILE"),
     presets=Path(__file__).parent / "presets", examples=EXAMPLES,
-    helpers={"story": _story_helper}))
+    helpers={"story": _story_helper},
+    judges_images=("D_im",)))
