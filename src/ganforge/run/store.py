@@ -42,6 +42,7 @@ class CheckpointRecord(TypedDict, total=False):
     data_position: int
     lr_scale: float
     world_size: int
+    recipe_state: dict[str, Any] | None  # the recipe's own state (LeCam's anchors), if it keeps any
     threads: int  # CPU intra-op threads it was computed with (a resume keeps them: sums' order)
     imported_from: dict[str, str | None]
     step: int

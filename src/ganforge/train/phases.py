@@ -75,6 +75,9 @@ class Recipe:
     # Networks whose graph a penalty differentiates twice (gradient penalty, R1): runtime.compile
     # leaves them eager, since compiled graphs have no double backward.
     twice_differentiated: tuple[str, ...] = ()
+    # State of the recipe's own beyond networks and optimizers (LeCam's anchors): an object with
+    # state_dict() / load_state_dict(), checkpointed so that a resume continues exactly. None: none.
+    state: Any = None
 
 
 @dataclass

@@ -256,6 +256,7 @@ class Trainer:
             "lr_scale": self.lr_scale,
             "world_size": self.dist.world_size,
             "threads": torch.get_num_threads(),
+            "recipe_state": self.recipe.state.state_dict() if self.recipe.state is not None else None,
         }
 
     def _load(self, path: Path, state: dict[str, Any]) -> int:
@@ -284,6 +285,8 @@ class Trainer:
         except (KeyError, RuntimeError, ValueError) as err:
             first = str(err).strip().splitlines()[0][:300]
             raise CheckpointError(f"'{path}' does not fit this run's networks (another size or config?): {first}") from None
+        if self.recipe.state is not None and state.get("recipe_state") is not None:
+            self.recipe.state.load_state_dict(state["recipe_state"])
         if "rng" in state:
             restore_rng_state(state["rng"], {"noise": self.ctx.noise, "augment": self.augment})
         self.step = int(state["step"])

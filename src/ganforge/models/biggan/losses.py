@@ -28,11 +28,10 @@ def add_ortho_gradient(module: nn.Module, strength: float, exclude: list[nn.Para
         p.grad.add_((2 * gram @ w).reshape(p.shape), alpha=strength)
 
 
-def discriminator_losses(G: nn.Module, D: nn.Module, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
+def discriminator_scores(G: nn.Module, D: nn.Module, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
                          y: torch.Tensor, split_d: bool, precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
-    """D's hinge loss on real images and on fakes G(z, y) made without a graph (the official ``G_D``).
-
-    ``split_d``: two D forwards (fake, then real) instead of one on the concatenated batch."""
+    """D's outputs (real, fake) on real images and on fakes G(z, y) made without a graph (the official
+    ``G_D``). ``split_d``: two D forwards (fake, then real) instead of one on the concatenated batch."""
     with torch.no_grad(), precision.autocast():
         fake = G(z, y)
     with precision.autocast():
@@ -41,6 +40,13 @@ def discriminator_losses(G: nn.Module, D: nn.Module, real: torch.Tensor, labels:
         else:
             out = D(torch.cat([fake, real]), torch.cat([y, labels]))
             d_fake, d_real = out[:len(fake)], out[len(fake):]
+    return d_real, d_fake
+
+
+def discriminator_losses(G: nn.Module, D: nn.Module, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
+                         y: torch.Tensor, split_d: bool, precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's hinge loss on real images and on fakes (see :func:`discriminator_scores`)."""
+    d_real, d_fake = discriminator_scores(G, D, real, labels, z, y, split_d, precision)
     return discriminator_loss_parts(d_real, d_fake, "hinge")
 
 

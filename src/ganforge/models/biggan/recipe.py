@@ -29,8 +29,9 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ganforge.config import ConfigError, RunConfig, non_negative, positive
-from ganforge.models.biggan.losses import add_ortho_gradient, compute_g_loss, discriminator_losses
+from ganforge.config import ConfigError, RunConfig, bounded, non_negative, positive
+from ganforge.losses import LecamAnchors, discriminator_loss_parts, lecam_penalty
+from ganforge.models.biggan.losses import add_ortho_gradient, compute_g_loss, discriminator_scores
 from ganforge.models.biggan.networks import BigganDiscriminator, BigganGenerator
 from ganforge.models.biggan.sampling import accumulate_standing_stats, class_sheet, interpolation_sheet
 from ganforge.train.phases import Phase, Recipe, RecipeContext
@@ -56,11 +57,32 @@ class BigganRecipeConfig:
     # --accumulate_stats --num_standing_accumulations N: sample grids and evaluations use BN
     # statistics averaged over N batches of samples (0: the stored running statistics)
     standing_stats: int = non_negative(0)
+    # LeCam regularization (Tseng et al. 2021; ganforge.losses.lecam): its weight (the official BigGAN
+    # scripts: 0.3; 0 = off, the BigGAN paper), the anchors' decay and the iterations before it starts.
+    lecam: float = non_negative(0.0)
+    lecam_decay: float = bounded(0.9, ge=0.0, le=1.0)
+    lecam_start: int = non_negative(1000)
 
 
 def class_labels(batch: dict[str, torch.Tensor], n: int) -> torch.Tensor:
     """The batch's labels; an unlabelled dataset (checked at build: a 1-class model) is all class 0."""
     return batch["label"] if "label" in batch else torch.zeros(n, dtype=torch.long)
+
+
+def lecam_term(anchors: LecamAnchors, d_real: torch.Tensor, d_fake: torch.Tensor, ctx: RecipeContext, weight: float,
+               parts: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Update LeCam's anchors with this D step's mean outputs (averaged over ranks) and return the weighted
+    penalty, 0 during the first ``lecam_start`` iterations (the official counter starts at 1)."""
+    means = torch.stack([d_real.detach().float().mean(), d_fake.detach().float().mean()])
+    if ctx.dist.world_size > 1:
+        torch.distributed.all_reduce(means)
+        means /= ctx.dist.world_size
+    iteration = ctx.step + 1
+    anchors.update(float(means[0]), float(means[1]), iteration)
+    penalty = (weight * lecam_penalty(d_real, d_fake, anchors.real, anchors.fake) if anchors.active(iteration)
+               else torch.zeros((), device=d_real.device))
+    parts["lecam"] = penalty.detach()  # logged every step (0 before the start), so its mean is honest
+    return penalty
 
 
 def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
@@ -87,12 +109,19 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
         raise ConfigError(f"recipe.g_batch_size={g_total} must be divisible by the {world} processes")
     g_batch = g_total // world
 
+    anchors = LecamAnchors(r.lecam_decay, r.lecam_start) if r.lecam > 0 else None
+
     def d_step(batch):
         real = ctx.images(batch)
         labels = class_labels(batch, len(real)).to(ctx.device)
         z, y = ctx.randn(n, G.dim_z), ctx.randint(m.num_classes, n)
-        loss_real, loss_fake = discriminator_losses(G, D, real, labels, z, y, r.split_d, prec)
-        return loss_real + loss_fake, {"loss_real": loss_real.detach(), "loss_fake": loss_fake.detach()}
+        d_real, d_fake = discriminator_scores(G, D, real, labels, z, y, r.split_d, prec)
+        loss_real, loss_fake = discriminator_loss_parts(d_real, d_fake, "hinge")
+        parts = {"loss_real": loss_real.detach(), "loss_fake": loss_fake.detach()}
+        loss = loss_real + loss_fake
+        if anchors is not None:
+            loss = loss + lecam_term(anchors, d_real, d_fake, ctx, r.lecam, parts)
+        return loss, parts
 
     def g_step(_):
         z, y = ctx.randn(g_batch, G.dim_z), ctx.randint(m.num_classes, g_batch)
@@ -120,7 +149,7 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
                       before_step=ortho(D, r.d_ortho, [])),
                 Phase("G", "G", g_step, takes="nothing", accumulations=r.num_g_accumulations,
                       before_step=ortho(G, r.g_ortho, list(G.shared.parameters())))],
-        ema_averages_buffers=True, extra_samples=sheets if r.sample_sheets else None,
+        ema_averages_buffers=True, extra_samples=sheets if r.sample_sheets else None, state=anchors,
         prepare_sampler=with_standing_stats if r.standing_stats else None)
 
 
