@@ -213,3 +213,27 @@ def grid_size_box(path: Path) -> tuple[int, int, int, int]:
     from ganforge.sample.grid import grid_boxes
 
     return grid_boxes(path)[0]
+
+
+def _idx(path: Path, array: "np.ndarray", gz: bool = True) -> None:
+    import gzip
+
+    import numpy as np
+
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if gz else data)
+
+
+def write_fashion_idx(root: Path, n_train: int = 20, n_test: int = 5) -> "np.ndarray":
+    """Fashion-MNIST's four IDX files with random images under ``root`` (labels: index mod 10); the train images."""
+    import numpy as np
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    images = rng.integers(1, 256, (n_train, 28, 28))
+    _idx(root / "train-images-idx3-ubyte.gz", images)
+    _idx(root / "train-labels-idx1-ubyte.gz", np.arange(n_train) % 10)
+    _idx(root / "t10k-images-idx3-ubyte", rng.integers(0, 256, (n_test, 28, 28)), gz=False)  # plain files work too
+    _idx(root / "t10k-labels-idx1-ubyte", np.arange(n_test) % 10, gz=False)
+    return images

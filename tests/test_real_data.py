@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from gfhelpers import write_fashion_idx
 from ganforge.config import ConfigError
 from ganforge.data import build_dataset, data_config
 from ganforge.data.emoji import DEFAULT_FONT, DEFAULT_LIST
@@ -21,25 +22,8 @@ needs_font = pytest.mark.skipif(not HAVE_FONT, reason="needs Debian's fonts-noto
 needs_fmnist = pytest.mark.skipif(not HAVE_FMNIST, reason="needs Debian's dataset-fashion-mnist")
 
 
-def _idx(path: Path, array: np.ndarray, gz: bool = True) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    path.write_bytes(gzip.compress(data) if gz else data)
-
-
-def _fashion_files(root: Path, n_train: int = 20, n_test: int = 5) -> np.ndarray:
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    images = rng.integers(1, 256, (n_train, 28, 28))
-    _idx(root / "train-images-idx3-ubyte.gz", images)
-    _idx(root / "train-labels-idx1-ubyte.gz", np.arange(n_train) % 10)
-    _idx(root / "t10k-images-idx3-ubyte", rng.integers(0, 256, (n_test, 28, 28)), gz=False)  # plain files work too
-    _idx(root / "t10k-labels-idx1-ubyte", np.arange(n_test) % 10, gz=False)
-    return images
-
-
 def test_idx_files_are_read_padded_and_labelled(tmp_path):
-    images = _fashion_files(tmp_path)
+    images = write_fashion_idx(tmp_path)
     ds = build_dataset(data_config("fashion_mnist", path=str(tmp_path), classes=True))
     assert len(ds) == 20 and ds.num_classes == 10
     item = ds.get(3)
@@ -54,7 +38,7 @@ def test_idx_files_are_read_padded_and_labelled(tmp_path):
 
 
 def test_a_fraction_keeps_a_fixed_share_of_every_class(tmp_path):
-    _fashion_files(tmp_path, n_train=200)
+    write_fashion_idx(tmp_path, n_train=200)
     small = FashionMnistDataset(tmp_path, fraction=0.1)
     again = FashionMnistDataset(tmp_path, fraction=0.1)
     assert len(small) == 20 and np.array_equal(small.labels, again.labels)
@@ -65,7 +49,7 @@ def test_missing_or_broken_idx_files_are_named(tmp_path):
     with pytest.raises(DataError, match=r"no 'train-images-idx3-ubyte.gz' .* under '.*nowhere'.*apt-get install "
                                         r"dataset-fashion-mnist"):
         FashionMnistDataset(tmp_path / "nowhere")
-    _fashion_files(tmp_path)
+    write_fashion_idx(tmp_path)
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:500]))
     with pytest.raises(DataError, match="promises .* holds .*truncated"):
@@ -165,7 +149,7 @@ def test_the_rendered_set_is_cached(emoji_list, isolated_cache):
 def test_data_write_exports_real_sets_as_class_folders(tmp_path, capsys):
     from ganforge.cli import main
 
-    _fashion_files(tmp_path / "idx")
+    write_fashion_idx(tmp_path / "idx")
     assert main(["data", "write", "fashion_mnist", f"data.path={tmp_path / 'idx'}", "--format", "image_folder",
                  "--out", str(tmp_path / "out"), "--count", "12", "--image-size", "32"]) == 0
     folders = sorted(p.name for p in (tmp_path / "out").iterdir())

@@ -70,6 +70,10 @@ GENERIC = MetricVocabulary({
                "oracle_count_tv": False, "oracle_object_tv": False},
     # class-conditional generators on the shapes class view: the oracle reads the requested class
     "class": {"class_acc": True},
+    # real image sets with a judge (fashion_mnist, emoji): its feature space, and the requested class
+    # read back by it for class-conditional generators
+    "judge": {"judge_fid": False, "judge_kid": False, "judge_kid_std": None, "judge_precision": True,
+              "judge_recall": True, "judge_density": True, "judge_coverage": True, "judge_class_acc": True},
     # image-to-image families on the shapes attributes view (per-attribute target_acc/<name> come too)
     "translation": {"target_acc": True, "preserve_attrs": True, "preserve_shape": True, "preserve_position": True},
     # story families: SSIM against the ground truth; on the shapes story view the oracle's per-frame

@@ -40,7 +40,8 @@ def evaluate_source(source: EvalSource, args: argparse.Namespace, family_eval: A
     n = args.n if args.n is not None else default_n(source.dataset, stories)
     evaluator = Evaluator(source.dataset, metrics, n, seed=args.seed, batch_size=args.batch_size,
                           device=args.device, inception_path=args.inception,
-                          allow_nonstandard=args.allow_nonstandard_weights, progress=True, family_eval=family_eval)
+                          allow_nonstandard=args.allow_nonstandard_weights, progress=True, family_eval=family_eval,
+                          data_config=source.config.data if source.config is not None else None)
     print(f"evaluating {source.checkpoint} ({source.generator.weights} weights, step {source.step}) "
           f"on {n} images against {type(source.dataset).__name__} ...", file=sys.stderr)
     return evaluator.evaluate_generator(source.generator.net)

@@ -63,9 +63,9 @@ class _Features:
     """Runs the feature extractors a request needs on batches of images."""
 
     def __init__(self, groups: list[str], device: torch.device, inception: nn.Module | None, oracle: Any,
-                 progress: bool = False):
+                 progress: bool = False, judge: Any = None):
         self.groups, self.device, self.inception, self.oracle = groups, device, inception, oracle
-        self.progress = progress
+        self.progress, self.judge = progress, judge
 
     @torch.no_grad()
     def __call__(self, batches: Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]], desc: str = "",
@@ -86,6 +86,11 @@ class _Features:
                 out.setdefault("oracle_confident", []).append(r.confident)
                 if labels is not None:
                     out.setdefault("class_hit", []).append(r.single("object") == labels.cpu())
+            if self.judge is not None:
+                features, classes = self.judge.read(u8)
+                out.setdefault("judge", []).append(features.double())
+                if labels is not None:
+                    out.setdefault("judge_class_hit", []).append(classes == labels.cpu())
         return {k: torch.cat(v) for k, v in out.items()}
 
 
@@ -105,6 +110,11 @@ def compare(fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor], groups
                                              kid_subsets=kid_subsets))
     if "is" in groups:
         out["is"], out["is_std"] = distances.inception_score(fake["logits"])
+    if "judge" in groups:
+        out.update(distances.feature_metrics(fake["judge"], real["judge"], {"fid", "kid", "pr", "dc"},
+                                             prefix="judge_", kid_subsets=kid_subsets))
+        if "judge_class_hit" in fake:
+            out["judge_class_acc"] = fake["judge_class_hit"].float().mean().item()
     if "oracle" in groups:
         out.update(distances.feature_metrics(fake["oracle"], real["oracle"], {"fid", "kid", "pr", "dc"},
                                              prefix="oracle_", kid_subsets=kid_subsets))
@@ -157,21 +167,14 @@ class Evaluator:
     def __init__(self, dataset: Any, metrics: str | list[str], n: int, seed: int = 0, batch_size: int = 100,
                  device: str | torch.device = "cpu", inception_path: str | Path | None = None,
                  allow_nonstandard: bool = False, inception: nn.Module | None = None, oracle: Any = None,
-                 progress: bool = False, family_eval: Any = None):
+                 progress: bool = False, family_eval: Any = None, data_config: Any = None, judge: Any = None):
         from ganforge.data.shapes import ShapesDataset
 
         self.groups = parse_metrics(metrics)
         self.n, self.seed, self.batch_size = n, seed, batch_size
         self.device = torch.device(device)
         stories = hasattr(dataset, "video_len")
-        if stories or "story" in self.groups:
-            _check_story_request(self.groups, dataset, family_eval, n)
-        elif n < 10:
-            raise EvalError(f"n={n} is too few images to compare distributions; use at least 10 (1,000+ for numbers "
-                            f"worth reporting; FID papers use 10,000 or 50,000)")
-        if not stories and len(dataset) < 2 * n:
-            raise EvalError(f"the real data has {len(dataset)} images; n={n} needs {2 * n} (n to compare against, n "
-                            f"more for the real-vs-real reference). Lower n to at most {len(dataset) // 2}.")
+        _check_sizes(self.groups, dataset, family_eval, n, stories)
         self.info: dict[str, Any] = {"metrics_requested": self.groups, "seed": seed}
         # Built before any image is touched: a missing weights file must fail in the first second.
         with torch.random.fork_rng(devices=[]):  # building modules must not move the caller's RNG streams
@@ -207,14 +210,39 @@ class Evaluator:
                     oracle = load_oracle(progress=progress)
                 self.info["oracle"] = {"recipe": oracle.recipe.digest(), "held_out_accuracy": oracle.accuracy}
         self.family_eval, self.oracle = family_eval, oracle
+        judge = self._judge(data_config, progress, judge) if "judge" in self.groups else None
         self.features = _Features(self.groups, self.device,
                                   inception.to(self.device) if inception is not None else None,
-                                  oracle if {"oracle", "class"} & set(self.groups) else None, progress)
+                                  oracle if {"oracle", "class"} & set(self.groups) else None, progress, judge)
         order = np.random.default_rng(seed).permutation(len(dataset))
         self.dataset, self.real_a_idx, self.real_b_idx = dataset, order[:n], order[n:2 * n]
         self.story_idx = np.sort(order[:n]) if stories else None
         self._real: dict[str, torch.Tensor] | None = None
         self.real_vs_real: dict[str, float] = {}
+
+    def _judge(self, data_config: Any, progress: bool, judge: Any = None) -> Any:
+        """``judge``, else the judge of the run's data (the package's, or trained once and cached);
+        EvalError where none exists."""
+        from ganforge.metrics.judge import load_judge
+
+        if data_config is None:
+            raise EvalError("judge metrics need the run's data config (ganforge evaluate passes it)")
+        judge = judge or load_judge(data_config, show=progress)
+        self.info["judge"] = {"data": data_config.name, "classes": judge.class_names,
+                              "held_out_accuracy": judge.accuracy}
+        return judge
+
+    def _labelled(self, net: nn.Module | None = None) -> bool:
+        """Whether samples carry labels: the class group always; the judge for labelled data and, on the
+        generated side, a class-conditional generator (an integer second input)."""
+        if "class" in self.groups:
+            return True
+        if "judge" not in self.groups or not getattr(self.dataset, "num_classes", 0):
+            return False
+        if net is None:
+            return True
+        inputs = net.make_inputs(1, torch.Generator().manual_seed(0))
+        return len(inputs) > 1 and not inputs[1].is_floating_point()
 
     @property
     def _distribution_groups(self) -> list[str]:
@@ -224,7 +252,7 @@ class Evaluator:
         if self._real is None and not self._distribution_groups:
             self._real = {}
         if self._real is None:
-            labels = "class" in self.groups
+            labels = self._labelled()
             batches = -(-self.n // self.batch_size)
             self._real = self.features(real_batches(self.dataset, self.real_a_idx, self.batch_size, labels),
                                        f"features of {self.n} real images", batches)
@@ -262,8 +290,9 @@ class Evaluator:
                     result = self.evaluate(lambda: self.family_eval.images(net, self.real_b_idx, self.batch_size,
                                                                            self.device))
                 else:
+                    labelled = self._labelled(net)
                     result = self.evaluate(lambda: sample_batches(net, self.n, self.seed, self.batch_size, self.device,
-                                                                  with_labels="class" in self.groups))
+                                                                  with_labels=labelled))
                 if "translation" in self.groups:
                     t0 = time.perf_counter()
                     result.metrics.update(self.family_eval.task_metrics(net, self.oracle, self.real_b_idx,
@@ -284,6 +313,18 @@ class Evaluator:
                             notes=list(getattr(self.family_eval, "reference_notes", [])))
         result.info["seconds"] = round(time.perf_counter() - t0, 2)
         return result
+
+
+def _check_sizes(groups: list[str], dataset: Any, family_eval: Any, n: int, stories: bool) -> None:
+    """Enough images (or stories) for ``n``, and ``n`` large enough to compare distributions."""
+    if stories or "story" in groups:
+        _check_story_request(groups, dataset, family_eval, n)
+    elif n < 10:
+        raise EvalError(f"n={n} is too few images to compare distributions; use at least 10 (1,000+ for numbers "
+                        f"worth reporting; FID papers use 10,000 or 50,000)")
+    if not stories and len(dataset) < 2 * n:
+        raise EvalError(f"the real data has {len(dataset)} images; n={n} needs {2 * n} (n to compare against, n "
+                        f"more for the real-vs-real reference). Lower n to at most {len(dataset) // 2}.")
 
 
 def _check_story_request(groups: list[str], dataset: Any, family_eval: Any, n: int) -> None:

@@ -170,12 +170,7 @@ class Trainer:
                                  noise=torch.Generator().manual_seed(rt.seed), dataset=self.dataset)
         self.spec = get_family(cfg.family)
         self.recipe: Recipe = self.spec.build_recipe(cfg, self.ctx)
-        if isinstance(rt.channels_last, list):
-            self._channels_last_networks(rt.channels_last)
-        # DiffAugment's draws: a CPU stream of their own per rank, checkpointed with the others.
-        self.augment = torch.Generator().manual_seed(rt.seed + 7919 * (1 + self.dist.rank))
-        if tr.diffaugment:
-            self._attach_diffaugment(tr.diffaugment)
+        self._adapt_networks()
         use_implementation(self.recipe.optimizers.values(), rt.optimizer_impl, self.device)
         self.generator = self.recipe.networks[self.recipe.generator]
         self.ema = make_ema(self.generator) if tr.ema.enabled else None  # an eager copy: made before compiling
@@ -214,7 +209,8 @@ class Trainer:
         ev = self.cfg.eval
         return Evaluator(self.dataset, ev.metrics, ev.n, seed=ev.seed, batch_size=ev.batch_size, device=self.device,
                          inception_path=ev.inception_weights, allow_nonstandard=ev.allow_nonstandard_weights,
-                         progress=self.cfg.train.progress, family_eval=self.spec.evaluation_for(self.dataset))
+                         progress=self.cfg.train.progress, family_eval=self.spec.evaluation_for(self.dataset),
+                         data_config=self.cfg.data)
 
     # ------------------------------------------------------------------------------------------
     # state
@@ -227,6 +223,16 @@ class Trainer:
                               f"its networks are {', '.join(self.recipe.networks)} (or use true / false)")
         for name in names:
             to_channels_last(self.recipe.networks[name])
+
+    def _adapt_networks(self) -> None:
+        """What the config asks of the recipe's networks before training: channels_last for the named
+        ones, and DiffAugment (its draws: a CPU stream of their own per rank, checkpointed)."""
+        rt = self.cfg.runtime
+        if isinstance(rt.channels_last, list):
+            self._channels_last_networks(rt.channels_last)
+        self.augment = torch.Generator().manual_seed(rt.seed + 7919 * (1 + self.dist.rank))
+        if self.cfg.train.diffaugment:
+            self._attach_diffaugment(self.cfg.train.diffaugment)
 
     def _attach_diffaugment(self, policy: str) -> None:
         """``train.diffaugment``: augment what each image discriminator of the family sees."""

@@ -69,6 +69,21 @@ def class_labels(batch: dict[str, torch.Tensor], n: int) -> torch.Tensor:
     return batch["label"] if "label" in batch else torch.zeros(n, dtype=torch.long)
 
 
+def model_classes(configured: int, data_classes: int) -> int:
+    """The model's number of classes: ``model.num_classes``, or the data's when 0 (the checkpoint's config
+    keeps the number); unlabelled data: one class. A mismatch is an error naming both."""
+    if configured == 0:
+        return max(data_classes, 1)
+    if not data_classes and configured > 1:
+        raise ConfigError(f"model.num_classes={configured} but the data has no class labels: use data.classes=true "
+                          f"(image_folder: a sub-folder per class; cifar, fashion_mnist), data.view=class (shapes), "
+                          f"or model.num_classes=1 for an unconditional model")
+    if data_classes and data_classes != configured:
+        raise ConfigError(f"model.num_classes={configured} but the data has {data_classes} classes; set "
+                          f"model.num_classes={data_classes} (or 0 to take it from the data)")
+    return configured
+
+
 def lecam_term(anchors: LecamAnchors, d_real: torch.Tensor, d_fake: torch.Tensor, ctx: RecipeContext, weight: float,
                parts: dict[str, torch.Tensor]) -> torch.Tensor:
     """Update LeCam's anchors with this D step's mean outputs (averaged over ranks) and return the weighted
@@ -88,17 +103,7 @@ def lecam_term(anchors: LecamAnchors, d_real: torch.Tensor, d_fake: torch.Tensor
 def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
     """Networks, Adam optimizers and the two phases (D x num_d_steps with accumulation, then G)."""
     m, r = cfg.model, cfg.recipe
-    data_classes = int(getattr(ctx.dataset, "num_classes", 0) or 0)
-    if m.num_classes == 0:
-        # From the data (the checkpoint's config keeps the number); unlabelled data: one class.
-        m.num_classes = max(data_classes, 1)
-    elif not data_classes and m.num_classes > 1:
-        raise ConfigError(f"model.num_classes={m.num_classes} but the data has no class labels: use data.classes=true "
-                          f"(image_folder: a sub-folder per class; cifar), data.view=class (shapes), or "
-                          f"model.num_classes=1 for an unconditional model")
-    elif data_classes and data_classes != m.num_classes:
-        raise ConfigError(f"model.num_classes={m.num_classes} but the data has {data_classes} classes; set "
-                          f"model.num_classes={data_classes} (or 0 to take it from the data)")
+    m.num_classes = model_classes(m.num_classes, int(getattr(ctx.dataset, "num_classes", 0) or 0))
     G = ctx.place(BigganGenerator(m))
     D = ctx.place(BigganDiscriminator(m))
     opt_g = torch.optim.Adam(G.parameters(), lr=r.g_lr, betas=r.g_betas, eps=r.adam_eps)
