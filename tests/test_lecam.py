@@ -60,3 +60,19 @@ def test_lecam_off_is_the_papers_biggan(tmp_path):
     assert load_checkpoint(plain.checkpoint)["recipe_state"] is None
     rows = (tmp_path / "p" / "run" / "metrics.jsonl").read_text()
     assert "lecam" not in rows
+
+
+def test_dcgan_takes_lecam_with_bce_and_refuses_it_with_the_wasserstein_loss(tmp_path):
+    from gfhelpers import tiny_overrides
+    from ganforge.config import ConfigError
+
+    extra = {"recipe.loss": "bce", "recipe.gp_lambda": 0, "model.d_norm": "batch", "recipe.lecam": 0.3,
+             "recipe.lecam_start": 1, "train.steps": 4, "train.ckpt_every": 2}
+    straight = train(load_config("dcgan/shapes", tiny_overrides(tmp_path / "a", name="r", **extra)))
+    rows = [json.loads(x) for x in (tmp_path / "a" / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["D/lecam"] > 0 for row in rows if "D/lecam" in row] == [False, True, True, True]
+    train(load_config("dcgan/shapes", tiny_overrides(tmp_path / "b", name="r", **{**extra, "train.steps": 2})))
+    resumed = resume(tmp_path / "b" / "r", ["train.steps=4"])
+    assert_states_equal(load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint))
+    with pytest.raises(ConfigError, match="recipe.lecam regularizes the bce and hinge losses"):
+        load_config("wgan_gp/shapes", tiny_overrides(tmp_path, **{"recipe.lecam": 0.3}))

@@ -44,3 +44,18 @@ class LecamAnchors:
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.real, self.fake = float(state["real"]), float(state["fake"])
+
+
+def lecam_step(anchors: LecamAnchors, d_real: torch.Tensor, d_fake: torch.Tensor, iteration: int, weight: float,
+               world_size: int = 1) -> torch.Tensor:
+    """One D step's LeCam term: the anchors follow this step's mean outputs (averaged over the
+    ``world_size`` processes, so every rank keeps the same anchors), then the weighted penalty, or 0
+    while ``iteration`` (1-based, the official counter) is not past the anchors' start."""
+    means = torch.stack([d_real.detach().float().mean(), d_fake.detach().float().mean()])
+    if world_size > 1:
+        torch.distributed.all_reduce(means)
+        means /= world_size
+    anchors.update(float(means[0]), float(means[1]), iteration)
+    if not anchors.active(iteration):
+        return torch.zeros((), device=d_real.device)
+    return weight * lecam_penalty(d_real, d_fake, anchors.real, anchors.fake)

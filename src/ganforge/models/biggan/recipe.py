@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 
 from ganforge.config import ConfigError, RunConfig, bounded, non_negative, positive
-from ganforge.losses import LecamAnchors, discriminator_loss_parts, lecam_penalty
+from ganforge.losses import LecamAnchors, discriminator_loss_parts, lecam_step
 from ganforge.models.biggan.losses import add_ortho_gradient, compute_g_loss, discriminator_scores
 from ganforge.models.biggan.networks import BigganDiscriminator, BigganGenerator
 from ganforge.models.biggan.sampling import accumulate_standing_stats, class_sheet, interpolation_sheet
@@ -84,22 +84,6 @@ def model_classes(configured: int, data_classes: int) -> int:
     return configured
 
 
-def lecam_term(anchors: LecamAnchors, d_real: torch.Tensor, d_fake: torch.Tensor, ctx: RecipeContext, weight: float,
-               parts: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Update LeCam's anchors with this D step's mean outputs (averaged over ranks) and return the weighted
-    penalty, 0 during the first ``lecam_start`` iterations (the official counter starts at 1)."""
-    means = torch.stack([d_real.detach().float().mean(), d_fake.detach().float().mean()])
-    if ctx.dist.world_size > 1:
-        torch.distributed.all_reduce(means)
-        means /= ctx.dist.world_size
-    iteration = ctx.step + 1
-    anchors.update(float(means[0]), float(means[1]), iteration)
-    penalty = (weight * lecam_penalty(d_real, d_fake, anchors.real, anchors.fake) if anchors.active(iteration)
-               else torch.zeros((), device=d_real.device))
-    parts["lecam"] = penalty.detach()  # logged every step (0 before the start), so its mean is honest
-    return penalty
-
-
 def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
     """Networks, Adam optimizers and the two phases (D x num_d_steps with accumulation, then G)."""
     m, r = cfg.model, cfg.recipe
@@ -125,7 +109,8 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
         parts = {"loss_real": loss_real.detach(), "loss_fake": loss_fake.detach()}
         loss = loss_real + loss_fake
         if anchors is not None:
-            loss = loss + lecam_term(anchors, d_real, d_fake, ctx, r.lecam, parts)
+            penalty = lecam_step(anchors, d_real, d_fake, ctx.step + 1, r.lecam, ctx.dist.world_size)
+            loss, parts["lecam"] = loss + penalty, penalty.detach()  # logged every step: 0 before the start
         return loss, parts
 
     def g_step(_):

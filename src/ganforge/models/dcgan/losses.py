@@ -3,6 +3,8 @@ Algorithm 1): plain functions of the networks and tensors, on the shared primiti
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn as nn
 
@@ -13,9 +15,12 @@ Parts = dict[str, torch.Tensor]
 
 
 def compute_d_loss(G: nn.Module, D: nn.Module, real: torch.Tensor, z: torch.Tensor, alpha: torch.Tensor | None,
-                   kind: str, gp_lambda: float, prec: Precision) -> tuple[torch.Tensor, Parts]:
+                   kind: str, gp_lambda: float, prec: Precision,
+                   regularize: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+                   ) -> tuple[torch.Tensor, Parts]:
     """D's ``kind`` loss on real images and on G(z) (made without a graph), plus ``gp_lambda`` times the
-    gradient penalty on the interpolates ``alpha`` (in fp32 unless runtime.penalty_precision=autocast)."""
+    gradient penalty on the interpolates ``alpha`` (in fp32 unless runtime.penalty_precision=autocast),
+    plus ``regularize(d_real, d_fake)`` when given (LeCam)."""
     with torch.no_grad(), prec.autocast():  # the D update needs no graph through G
         fake = G(z)
     with prec.autocast():
@@ -27,6 +32,9 @@ def compute_d_loss(G: nn.Module, D: nn.Module, real: torch.Tensor, z: torch.Tens
             gp = gradient_penalty(D, real.float(), fake.float(), alpha)
         loss = loss + gp_lambda * gp
         parts["gp"] = gp.detach()
+    if regularize is not None:
+        extra = regularize(d_real, d_fake)
+        loss, parts["lecam"] = loss + extra, extra.detach()
     if kind == "wgan":
         parts["wasserstein"] = (parts["real"] - parts["fake"]).detach()
     return loss, parts

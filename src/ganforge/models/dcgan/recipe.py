@@ -15,7 +15,8 @@ from typing import Literal
 
 import torch
 
-from ganforge.config import ConfigError, RunConfig, non_negative, positive
+from ganforge.config import ConfigError, RunConfig, bounded, non_negative, positive
+from ganforge.losses import LecamAnchors, lecam_step
 from ganforge.models.dcgan.losses import compute_d_loss, compute_g_loss
 from ganforge.models.dcgan.networks import DcganDiscriminator, DcganGenerator, DcganModelConfig
 from ganforge.train.phases import Phase, Recipe, RecipeContext
@@ -31,6 +32,11 @@ class DcganRecipeConfig:
     lr_g: float = positive(2e-4)
     lr_d: float = positive(2e-4)
     betas: tuple[float, float] = (0.5, 0.999)
+    # LeCam regularization (Tseng et al. 2021; ganforge.losses.lecam) for the bce and hinge losses: its
+    # weight (0 = off, the papers), the anchors' decay and the iterations before it starts.
+    lecam: float = non_negative(0.0)
+    lecam_decay: float = bounded(0.9, ge=0.0, le=1.0)
+    lecam_start: int = non_negative(1000)
 
 
 @dataclass
@@ -56,11 +62,15 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
     opt_g = torch.optim.Adam(G.parameters(), lr=r.lr_g, betas=r.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=r.lr_d, betas=r.betas)
     prec, n = ctx.precision, ctx.local_batch
+    anchors = LecamAnchors(r.lecam_decay, r.lecam_start) if r.lecam > 0 else None
+
+    def lecam(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+        return lecam_step(anchors, d_real, d_fake, ctx.step + 1, r.lecam, ctx.dist.world_size)
 
     def d_step(batch):
         real, z = ctx.images(batch), ctx.randn(n, m.z_dim)
         alpha = ctx.rand(n, 1, 1, 1) if r.gp_lambda > 0 else None
-        return compute_d_loss(G, D, real, z, alpha, r.loss, r.gp_lambda, prec)
+        return compute_d_loss(G, D, real, z, alpha, r.loss, r.gp_lambda, prec, lecam if anchors else None)
 
     def g_step(_):
         return compute_g_loss(G, D, ctx.randn(n, m.z_dim), r.loss, prec), {}
@@ -68,7 +78,7 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
     return Recipe(networks={"G": G, "D": D}, optimizers={"G": opt_g, "D": opt_d},
                   phases=[Phase("D", "D", d_step, repeats=r.n_critic),
                           Phase("G", "G", g_step, takes="nothing")],
-                  twice_differentiated=("D",) if r.gp_lambda > 0 else ())
+                  twice_differentiated=("D",) if r.gp_lambda > 0 else (), state=anchors)
 
 
 def check(cfg: RunConfig) -> None:
@@ -82,6 +92,9 @@ def check(cfg: RunConfig) -> None:
                           f"{', '.join(map(str, sizes))} px)")
     if m.channels != d.image_channels:
         raise ConfigError(f"model.channels={m.channels} and data.channels={d.image_channels} differ; set both")
+    if cfg.recipe.lecam > 0 and cfg.recipe.loss == "wgan":
+        raise ConfigError("recipe.lecam regularizes the bce and hinge losses (the LeCam paper's); with recipe.loss=wgan "
+                          "the critic's outputs are not bounded classifier scores. Use recipe.lecam=0")
     if cfg.recipe.gp_lambda > 0 and m.d_norm == "batch":
         raise ConfigError("model.d_norm=batch cannot be used with a gradient penalty (recipe.gp_lambda > 0): "
                           "batch norm mixes the samples the penalty treats one by one. Use layer, instance or none.")
