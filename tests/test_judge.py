@@ -69,3 +69,27 @@ def test_evaluate_with_the_judge_reads_classes_back_for_conditional_models(tmp_p
     result = evaluator.evaluate_generator(trainer.generator)
     assert {"judge_fid", "judge_kid", "judge_precision", "judge_coverage", "judge_class_acc"} <= set(result.metrics)
     assert "judge_class_acc" in result.real_vs_real and result.info["judge"]["data"] == "fashion_mnist"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf").is_file()
+                         and Path("/usr/share/unicode/emoji/emoji-test.txt").is_file()),
+                    reason="needs Debian's fonts-noto-color-emoji and unicode-data")
+def test_starganv2_on_emoji_domains_reports_the_judges_domain_accuracy(isolated_cache):
+    from ganforge.load import build_generator
+    from ganforge.models.starganv2.evaluate import Starganv2EvalConfig, Starganv2Evaluation, evaluation_data
+
+    groups = ["Smileys & Emotion", "Animals & Nature", "Food & Drink"]
+    cfg = data_config("emoji", view="domains", groups=groups, image_size=16)
+    judge = load_judge(cfg, QUICK, show=False)
+    assert judge.class_names == groups
+    train, val = evaluation_data(cfg)
+    torch.manual_seed(0)
+    _, net = build_generator("starganv2", {"image_size": 16, "base_dim": 8, "max_conv_dim": 16, "num_domains": 3})
+    evaluation = Starganv2Evaluation(train, val, Starganv2EvalConfig(metrics=("judge",), num_outs=2, sources=3,
+                                                                     batch_size=3), judge=judge)
+    values = evaluation.run(net).values
+    assert set(values) == {"judge_latent/domain_acc", "judge_reference/domain_acc"}
+    assert all(0.0 <= v <= 1.0 for v in values.values())
+    with pytest.raises(EvalError, match="judge metrics need the judge of these domains"):
+        Starganv2Evaluation(train, val, Starganv2EvalConfig(metrics=("judge",)), judge=None)

@@ -37,7 +37,7 @@ import torch.nn as nn
 from ganforge.metric_names import EvalError
 from ganforge.metrics.perceptual import mean_pairwise_lpips
 
-METRICS = ("fid", "lpips", "oracle")
+METRICS = ("fid", "lpips", "oracle", "judge")
 FID_NETS = ("standard", "imagenet")
 MODES = ("latent", "reference")
 
@@ -48,7 +48,7 @@ def parse_starganv2_metrics(text: str) -> list[str]:
     unknown = [t for t in items if t not in METRICS]
     if unknown or not items:
         raise EvalError(f"StarGAN v2 is measured with {', '.join(METRICS)} (comma-separated; oracle on the shapes "
-                        f"domains view); got {', '.join(unknown) or '(none)'}")
+                        f"domains view, judge on the emoji domains view); got {', '.join(unknown) or '(none)'}")
     return [m for m in METRICS if m in items]
 
 
@@ -83,7 +83,7 @@ class Starganv2Evaluation:
     def __init__(self, train: Any, val: Any, cfg: Starganv2EvalConfig, device: str | torch.device = "cpu",
                  inception: nn.Module | None = None, lpips: nn.Module | None = None, oracle: Any = None,
                  inception_path: str | None = None, lpips_path: str | None = None,
-                 allow_nonstandard: bool = False, progress: bool = False):
+                 allow_nonstandard: bool = False, progress: bool = False, judge: Any = None):
         if list(train.domains) != list(val.domains):
             raise EvalError(f"the training domains ({', '.join(train.domains)}) and the validation domains "
                             f"({', '.join(val.domains)}) differ; they must be the same folders")
@@ -129,6 +129,12 @@ class Starganv2Evaluation:
         self.inception = inception.to(self.device).eval() if inception is not None else None
         self.lpips = lpips.to(self.device).eval() if lpips is not None else None
         self.oracle = oracle
+        if "judge" in cfg.metrics:
+            if judge is None or list(judge.class_names) != list(train.domains):
+                raise EvalError(f"judge metrics need the judge of these domains ({', '.join(train.domains)}): a "
+                                f"judged dataset's domains view (data.name=emoji, data.view=domains)")
+            self.info["judge"] = {"classes": judge.class_names, "held_out_accuracy": judge.accuracy}
+        self.judge = judge
         self._real_features: dict[int, torch.Tensor] = {}
 
     # ------------------------------------------------------------------------------------------
@@ -181,7 +187,7 @@ class Starganv2Evaluation:
         from tqdm import tqdm
 
         domains = self.val.domains
-        fid, lpips, oracle_hits = OrderedDict(), OrderedDict(), {}
+        fid, lpips, oracle_hits, judge_hits = OrderedDict(), OrderedDict(), {}, []
         tasks = [(s, t) for t in range(len(domains)) for s in range(len(domains)) if s != t]
         for task_index, (src, trg) in enumerate(tqdm(tasks, desc=f"{mode}-guided tasks", disable=not self.progress)):
             task = f"{domains[src]}2{domains[trg]}"
@@ -193,6 +199,8 @@ class Starganv2Evaluation:
                     lpips_per_batch.append(mean_pairwise_lpips(self.lpips, outs))
                 if self.oracle is not None:
                     _oracle_hits(self.oracle, mode, x.cpu(), [o.cpu() for o in outs], ref_images, trg, oracle_hits)
+                if self.judge is not None:  # the target domain read back from every output
+                    judge_hits += [self.judge.read(o.cpu())[1] == trg for o in outs]
             if self.inception is not None:
                 from ganforge.metrics.distances import frechet_distance
 
@@ -206,6 +214,8 @@ class Starganv2Evaluation:
                 out[f"{name}_{mode}/mean"] = float(np.mean(list(table.values())))
         for key, hits in oracle_hits.items():
             out[f"oracle_{mode}/{key}"] = torch.cat(hits).float().mean().item()
+        if judge_hits:
+            out[f"judge_{mode}/domain_acc"] = torch.cat(judge_hits).float().mean().item()
         return out
 
     def _translate(self, translator: nn.Module, mode: str, task_index: int, src: int, trg: int
@@ -314,8 +324,13 @@ def build_evaluation(data_cfg: Any, data_seed: int, cfg: Starganv2EvalConfig, de
                      allow_nonstandard: bool = False, progress: bool = False) -> Starganv2Evaluation:
     """The evaluation of a run's data: what `ganforge evaluate` and evaluation during training both run."""
     train, val = evaluation_data(data_cfg, data_seed)
+    judge = None
+    if "judge" in cfg.metrics:
+        from ganforge.metrics.judge import load_judge
+
+        judge = load_judge(data_cfg, show=progress)
     return Starganv2Evaluation(train, val, cfg, device, inception_path=inception_path, lpips_path=lpips_path,
-                               allow_nonstandard=allow_nonstandard, progress=progress)
+                               allow_nonstandard=allow_nonstandard, progress=progress, judge=judge)
 
 
 class TrainingEvaluation:
