@@ -64,8 +64,11 @@ def test_evaluate_defaults_follow_the_data():
     from ganforge.data.shapes import ShapesDataset
     from ganforge.metrics.command import default_metrics, default_n
 
+    from ganforge.data.fashion_mnist import FashionMnistDataset
+
     folder = ImageFolderDataset.__new__(ImageFolderDataset)
     assert default_metrics(ShapesDataset(length=10), False) == "oracle"
+    assert default_metrics(FashionMnistDataset.__new__(FashionMnistDataset), False) == "judge"
     assert default_metrics(folder, False) == "fid,kid"
     assert default_metrics(folder, True) == "story"
     assert default_n(list(range(5000)), False) == 1000 and default_n(list(range(300)), False) == 150

@@ -15,7 +15,7 @@ EXAMPLES = """
     ganforge evaluate runs/x/checkpoints/step-00020000.pt --metrics fid --inception /w/pt_inception-2015-12-05-6726825d.pth
     ganforge evaluate runs/faces --metrics fid,kid data.path=/data/faces_test   # another real set"""
 METRICS_HELP = ("comma-separated: fid,is,kid,pr,dc,oracle,judge,class,translation,story (default: oracle on the built-in "
-                "shapes data, fid,kid on any other; story models: story). judge: fashion_mnist and emoji runs, features "
+                "shapes data, judge on fashion_mnist and emoji, fid,kid on any other; story models: story). judge: fashion_mnist and emoji runs, features "
                 "and class read-back of a classifier trained on the data (shipped for Fashion-MNIST). class: class-conditional models on the shapes class view; translation: image-to-image "
                 "models on the shapes attributes view; story: story models, --n stories. A family with its own "
                 "evaluation names its metrics below")

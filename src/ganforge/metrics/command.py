@@ -14,12 +14,17 @@ from ganforge.registry import get_family
 
 def default_metrics(dataset: Any, stories: bool) -> str:
     """What to measure when ``--metrics`` is not given: stories -> story; the built-in shapes -> the
-    offline oracle; any other data -> FID and KID (the Inception file must be imported once)."""
+    offline oracle; a real set with a judge (Fashion-MNIST, emoji) -> the judge, offline too; any other
+    data -> FID and KID (the Inception file must be imported once)."""
+    from ganforge.data.emoji import EmojiDataset
+    from ganforge.data.fashion_mnist import FashionMnistDataset
     from ganforge.data.shapes import ShapesDataset
 
     if stories:
         return "story"
-    return "oracle" if isinstance(dataset, ShapesDataset) else "fid,kid"
+    if isinstance(dataset, ShapesDataset):
+        return "oracle"
+    return "judge" if isinstance(dataset, (FashionMnistDataset, EmojiDataset)) else "fid,kid"
 
 
 def default_n(dataset: Any, stories: bool) -> int:
