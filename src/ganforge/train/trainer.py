@@ -42,6 +42,7 @@ from ganforge.runtime.device import peak_memory_bytes, resolve_device, synchroni
 from ganforge.runtime.distributed import (average_gradients, barrier, broadcast_module, env_info,
                                           init_distributed)
 from ganforge.runtime.precision import Precision
+from ganforge.runtime.progress import progress
 from ganforge.runtime.seed import capture_rng_state, restore_rng_state, seed_everything, set_deterministic
 from ganforge.sample.grid import GridLabels, generate, labelled_grid, save_grid, save_picture, side_by_side
 from ganforge.run.checkpoint import (CheckpointError, UnreadableFile, checkpoint_step, damaged_checkpoint_error,
@@ -440,8 +441,10 @@ class Trainer:
         net = self.ema if self.ema is not None and not raw else self.generator
         return self.recipe.prepare_sampler(net) if self.recipe.prepare_sampler is not None else net
 
-    def _draw_samples(self, net: torch.nn.Module) -> tuple[torch.Tensor, int | None, dict[str, Any]]:
-        """The family's sample grid drawn by ``net`` (in eval mode), its images per row, its extra sheets."""
+    def _draw_samples(self, net: torch.nn.Module, sheets: bool = True
+                      ) -> tuple[torch.Tensor, int | None, dict[str, Any]]:
+        """The family's sample grid drawn by ``net`` (in eval mode), its images per row, and (with
+        ``sheets``) its extra sheets."""
         was_training = net.training
         net.eval()
         nrow = None
@@ -449,7 +452,7 @@ class Trainer:
             images, nrow = self.recipe.sample(net)
         else:
             images = generate(net, self.sample_inputs, self.device)
-        extra = self.recipe.extra_samples(net) if self.recipe.extra_samples is not None else {}
+        extra = self.recipe.extra_samples(net) if sheets and self.recipe.extra_samples is not None else {}
         net.train(was_training)
         return images, nrow, extra
 
@@ -463,12 +466,13 @@ class Trainer:
             return None
         images, nrow, extra = self._draw_samples(self._sampler())
         kind = "EMA" if self.ema is not None else "trained"
-        panels = [labelled_grid(images, nrow, GridLabels(title=f"{kind} weights"))]
-        if self.ema is not None and self.step < self.cfg.train.ema.start + EMA_SETTLE_STEPS:
-            raw_images, raw_nrow, _ = self._draw_samples(self._sampler(raw=True))
+        settled = self.cfg.train.ema.start + EMA_SETTLE_STEPS
+        beside_raw = self.ema is not None and self.step < settled
+        title = f"EMA weights (settle after step ~{settled})" if beside_raw else f"{kind} weights"
+        panels = [labelled_grid(images, nrow, GridLabels(title=title))]
+        if beside_raw:  # the raw grid only: its sheets would be thrown away
+            raw_images, raw_nrow, _ = self._draw_samples(self._sampler(raw=True), sheets=False)
             panels.insert(0, labelled_grid(raw_images, raw_nrow, GridLabels(title="raw weights")))
-            panels[1] = labelled_grid(images, nrow, GridLabels(
-                title=f"EMA weights (settle after step ~{self.cfg.train.ema.start + EMA_SETTLE_STEPS})"))
         picture = side_by_side(panels, title=f"{self.cfg.name or self.cfg.family}: step {self.step}")
         for name, (sheet, per_row) in extra.items():
             save_grid(sheet, self.run_dir / "samples" / f"{name}-step-{self.step:08d}.png", per_row,
@@ -510,9 +514,8 @@ class Trainer:
         if self.step >= tr.steps:
             return TrainResult(self.run_dir, self.step, "finished", latest_checkpoint(self.run_dir / "checkpoints")
                                if self.run_dir else None)
-        bar = tqdm(total=tr.steps, initial=self.step, desc=self.cfg.name or self.cfg.family, unit="step",
-                   disable=not (self.is_main and tr.progress), dynamic_ncols=True,
-                   mininterval=0.5 if sys.stderr.isatty() else 30.0, file=sys.stderr)
+        bar = progress(total=tr.steps, initial=self.step, desc=self.cfg.name or self.cfg.family, unit="step",
+                       enabled=self.is_main and tr.progress, delay=0)
         sums: dict[str, Any] = {}
         status, last_ckpt = "finished", None
         window = [time.perf_counter(), 0]  # start of the current log window, steps in it
@@ -809,18 +812,23 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None,
     if cfg.train.steps == at and env_info().is_main:
         log.warning("'%s' is already at train.steps=%d: nothing to train (give train.steps=N, N > %d, to go on)",
                     run_dir, at, at)
-    if env_info().is_main:
-        if start_from is not None:
+    if overrides and env_info().is_main:
+        save_config(cfg, cfg_path)
+
+    def make() -> Trainer:
+        trainer = Trainer(cfg, run_dir, resume_from=ckpt, step_hook=step_hook)  # reads and checks ``ckpt`` first
+        if start_from is not None and env_info().is_main:
             for moved in set_aside_after(run_dir / "checkpoints", at):
                 log.warning("set aside '%s' (after the checkpoint this run continues from)", moved)
-        if overrides:
-            save_config(cfg, cfg_path)
-    return _fit(cfg, lambda: Trainer(cfg, run_dir, resume_from=ckpt, step_hook=step_hook))
+        return trainer
+
+    return _fit(cfg, make)
 
 
 def _checkpoint_to_resume(run_dir: Path, start_from: str | Path | None) -> Path | None:
-    """The checkpoint a resume continues from: ``start_from`` (checked to load before anything is set
-    aside), else the latest (the trainer reads it first, and names the intact one before a damaged one)."""
+    """The checkpoint a resume continues from: ``start_from`` (a checkpoint of this run), else the
+    latest. The trainer reads it first and names the intact one before a damaged one; the later
+    checkpoints are set aside only once it has read ``start_from``."""
     folder = run_dir / "checkpoints"
     if start_from is not None:
         ckpt = Path(start_from)
@@ -831,6 +839,5 @@ def _checkpoint_to_resume(run_dir: Path, start_from: str | Path | None) -> Path 
             raise CheckpointError(f"--from: '{start_from}' is not a checkpoint of '{run_dir}' (its checkpoints: {have})")
         if ckpt.resolve().parent != folder.resolve():
             raise CheckpointError(f"--from: '{ckpt}' is not in '{folder}'; a run continues from its own checkpoints")
-        load_checkpoint(ckpt)
         return ckpt
     return latest_checkpoint(folder)
