@@ -26,7 +26,6 @@ import hashlib
 import io
 import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -319,7 +318,7 @@ def object_set_accuracy(reading: OracleReading, objects: torch.Tensor) -> float:
 
 def train_oracle(recipe: OracleRecipe, progress: bool = True) -> ShapesOracle:
     """Train an oracle from ``recipe`` (about a minute or two on 2 CPU cores)."""
-    from tqdm import tqdm
+    from ganforge.runtime.progress import progress as progress_bar
 
     # Local generators only: an oracle trained in the middle of a run must not move its RNG streams.
     with torch.random.fork_rng(devices=[]):
@@ -330,8 +329,8 @@ def train_oracle(recipe: OracleRecipe, progress: bool = True) -> ShapesOracle:
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.steps, pct_start=0.15)
         gen = torch.Generator().manual_seed(recipe.seed)
         net.train()
-        bar = tqdm(range(recipe.steps), desc="training the shapes oracle (once; cached)", disable=not progress,
-                   unit="step", mininterval=0.5 if sys.stderr.isatty() else 30.0, file=sys.stderr)
+        bar = progress_bar(range(recipe.steps), desc="training the shapes oracle (once; cached)", unit="step",
+                           enabled=progress, delay=0)
         for _ in bar:
             idx = torch.randint(len(images), (recipe.batch_size,), generator=gen)
             x = images[idx].float() / 255.0

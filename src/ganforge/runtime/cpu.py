@@ -19,6 +19,7 @@ import torch
 
 # PyTorch's own choice (one thread per core, or OMP_NUM_THREADS), read before anything changes it.
 _TORCH_DEFAULT_THREADS = torch.get_num_threads()
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # /proc's clock ticks per second
 _auto_choice: "ThreadChoice | None" = None
 
 
@@ -64,17 +65,20 @@ def _cpu_jiffies() -> tuple[int, int] | None:
     return sum(fields[:8]) - idle, sum(fields[:8])
 
 
+def _read(path: str) -> str:
+    with open(path, encoding="ascii") as f:
+        return f.read()
+
+
 def _own_cpu_seconds() -> float:
     """CPU seconds of this process and its live children (data workers), Linux ``/proc`` for the latter."""
     total = time.process_time()
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     try:
         children = [pid for task in os.listdir("/proc/self/task")
-                    for pid in open(f"/proc/self/task/{task}/children", encoding="ascii").read().split()]
+                    for pid in _read(f"/proc/self/task/{task}/children").split()]
         for pid in children:
-            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            fields = _read(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
     except (OSError, ValueError, IndexError):
         pass  # not Linux, or a child just ended: its share counts as another program's
     return total
@@ -93,8 +97,7 @@ class OtherCpuUse:
         end, own, elapsed = _cpu_jiffies(), _own_cpu_seconds(), time.perf_counter() - self._t0
         if self._start is None or end is None or end[1] <= self._start[1] or elapsed <= 0:
             return
-        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        busy_s = (end[0] - self._start[0]) / tick - (own - self._own)
+        busy_s = (end[0] - self._start[0]) / _TICK - (own - self._own)
         self.cores = max(0.0, busy_s / elapsed)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,8 @@ from torchvision.utils import make_grid
 
 from ganforge.data.images import array_to_pil, to_uint8
 
-__all__ = ["to_uint8", "generate", "grid_image", "GridLabels", "Picture", "label_grid", "labelled_grid", "title_height", "grid_boxes", "side_by_side",
-           "save_picture", "save_grid", "save_images", "slerp", "interpolate_inputs"]
+__all__ = ["to_uint8", "generate", "grid_image", "GridLabels", "Picture", "label_grid", "labelled_grid", "title_height",
+           "grid_boxes", "side_by_side", "save_picture", "save_grid", "save_images", "slerp", "interpolate_inputs"]
 
 PADDING = 2  # pixels between the cells of a grid
 FONT_SIZE = 12
@@ -49,7 +50,8 @@ def grid_image(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
     return make_grid(to_uint8(images), nrow=nrow, padding=PADDING, pad_value=255)  # white: dark images stay apart
 
 
-def _font():  # noqa: ANN202 (a PIL font)
+@functools.lru_cache(maxsize=1)
+def _font():  # noqa: ANN202 (a PIL font, loaded once: every labelled picture uses it)
     from PIL import ImageFont
 
     try:
@@ -66,7 +68,7 @@ def _text_size(font, text: str) -> tuple[int, int]:  # noqa: ANN001
     return right - left, ascent + descent
 
 
-def _column_headers(columns: Sequence[str], cell_w: int, font) -> tuple[np.ndarray, int]:  # noqa: ANN001
+def _column_headers(columns: Sequence[str], cell_w: int, font) -> np.ndarray:  # noqa: ANN001
     """A white band with one header centred over each column; written upright when every header fits
     its column, else turned 90 degrees (read bottom to top) so that long names still sit over theirs."""
     from PIL import Image, ImageDraw
@@ -84,7 +86,7 @@ def _column_headers(columns: Sequence[str], cell_w: int, font) -> tuple[np.ndarr
         ImageDraw.Draw(label).text((1, 1), text, fill="black", font=font)
         label = label.rotate(90, expand=True)
         band.paste(label, (x0 + (cell_w - PADDING - label.width) // 2, height - label.height - 3))
-    return np.asarray(band), height
+    return np.asarray(band)
 
 
 @dataclass
@@ -135,7 +137,7 @@ def label_grid(grid: np.ndarray, labels: GridLabels, cell: tuple[int, int]) -> P
     font = _font()
     picture = Picture(grid, [(0, 0, grid.shape[1], grid.shape[0])])
     if labels.columns:
-        band, _ = _column_headers(labels.columns, cell[1], font)
+        band = _column_headers(labels.columns, cell[1], font)
         canvas = _white(band.shape[0], grid.shape[1])
         canvas[:, :min(band.shape[1], grid.shape[1])] = band[:, :grid.shape[1]]
         picture = Picture(np.concatenate([canvas, grid], 0), picture.moved(0, band.shape[0]))

@@ -34,7 +34,10 @@ class Run:
 
 def _override_list(overrides: Mapping[str, Any] | Sequence[str] | None, settings: Mapping[str, Any]) -> list[str]:
     """``key=value`` strings from a mapping or list of them, and from keyword settings (``a__b`` = ``a.b``)."""
-    items = list(overrides.items()) if isinstance(overrides, Mapping) else [tuple(o.split("=", 1)) for o in overrides or []]
+    if isinstance(overrides, Mapping):
+        items = list(overrides.items())
+    else:
+        items = [tuple(o.split("=", 1)) for o in overrides or []]
     items += [(k.replace("__", "."), v) for k, v in settings.items()]
     for item in items:
         if len(item) != 2:
