@@ -89,7 +89,10 @@ def test_starganv2_on_emoji_domains_reports_the_judges_domain_accuracy(isolated_
     evaluation = Starganv2Evaluation(train, val, Starganv2EvalConfig(metrics=("judge",), num_outs=2, sources=3,
                                                                      batch_size=3), judge=judge)
     values = evaluation.run(net).values
-    assert set(values) == {"judge_latent/domain_acc", "judge_reference/domain_acc"}
-    assert all(0.0 <= v <= 1.0 for v in values.values())
+    assert set(values) == {f"judge_{mode}/{what}" for mode in ("latent", "reference")
+                           for what in ("domain_acc", "diversity")}
+    assert all(0.0 <= v <= 1.0 for k, v in values.items() if k.endswith("domain_acc"))
+    # unit-length features: distances lie in (0, 2]; outputs of different styles are not identical
+    assert all(0.0 < v <= 2.0 for k, v in values.items() if k.endswith("diversity"))
     with pytest.raises(EvalError, match="judge metrics need the judge of these domains"):
         Starganv2Evaluation(train, val, Starganv2EvalConfig(metrics=("judge",)), judge=None)

@@ -74,6 +74,18 @@ def test_precision_recall_density_coverage():
     assert distances.density_coverage(torch.tensor([[0.5]]).expand(2, 1), line, k=1) == (2.0, 0.2)
 
 
+def test_diversity_is_the_mean_distance_between_a_sources_unit_length_outputs():
+    # source 0: outputs along x, y and -x (pair distances sqrt 2, 2, sqrt 2); source 1: three equal outputs
+    a = torch.tensor([[3.0, 0.0], [5.0, 5.0]])
+    b = torch.tensor([[0.0, 0.5], [1.0, 1.0]])
+    c = torch.tensor([[-2.0, 0.0], [2.0, 2.0]])
+    expected = (2 * (2 * 2 ** 0.5 + 2) + 0.0) / (2 * 3 * 2)  # ordered pairs of both sources
+    assert distances.mean_pairwise_distance([a, b, c]) == pytest.approx(expected, abs=1e-6)
+    assert distances.mean_pairwise_distance([a, a * 7]) == pytest.approx(0.0, abs=1e-6)  # scale is not spread
+    with pytest.raises(ValueError, match="1 output"):
+        distances.mean_pairwise_distance([a])
+
+
 def test_metric_inputs_are_checked():
     with pytest.raises(ValueError, match="same D"):
         distances.frechet_distance(torch.zeros(5, 3), torch.zeros(5, 4))

@@ -158,3 +158,24 @@ def test_data_write_exports_real_sets_as_class_folders(tmp_path, capsys):
     assert sum(len(list(p.iterdir())) for p in (tmp_path / "out").iterdir()) == 12
     assert main(["data", "write", "fashion_mnist", "--format", "cifar", "--out", str(tmp_path / "c")]) == 2
     assert "written as image_folder or hdf5" in capsys.readouterr().err
+
+
+REAL_PRESETS = {  # preset -> what it needs; each trains one step at its own size
+    "wgan_gp/fashion_mnist": needs_fmnist, "dcgan/fashion_mnist": needs_fmnist,
+    "biggan/fashion_mnist": needs_fmnist, "biggan/emoji": needs_font, "starganv2/emoji": needs_font,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", [pytest.param(p, marks=m) for p, m in REAL_PRESETS.items()])
+def test_real_data_presets_train_and_sample_at_their_own_size(preset, tmp_path):
+    from ganforge.presets import load_config
+    from ganforge.train.trainer import train
+
+    cfg = load_config(preset, [f"out_dir={tmp_path}", "name=r", "train.steps=1", "train.ckpt_every=1",
+                               "train.sample_every=1", "train.progress=false", "train.tensorboard=false",
+                               "eval.every=0"])
+    result = train(cfg)
+    assert result.step == 1
+    assert (result.run_dir / "samples" / "step-00000001.png").is_file()
+    assert cfg.model.image_size == cfg.data.image_size == 32

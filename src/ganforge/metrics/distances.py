@@ -76,6 +76,18 @@ def density_coverage(fake: torch.Tensor, real: torch.Tensor, k: int = 5) -> tupl
     return float(density), float(coverage)
 
 
+def mean_pairwise_distance(features: list[torch.Tensor]) -> float:
+    """Diversity of several outputs per source, as LPIPS diversity measures it but in a feature space:
+    ``features`` holds one (N, D) tensor per output (row i of each: source i); each row is scaled to
+    unit length, and the Euclidean distance is averaged over every pair of outputs and every source."""
+    if len(features) < 2:
+        raise ValueError(f"diversity compares a source's outputs with each other: got {len(features)} output(s)")
+    unit = torch.nn.functional.normalize(torch.stack(features, 1).double(), dim=-1)  # (N, outputs, D)
+    pairs = torch.cdist(unit, unit)  # (N, outputs, outputs)
+    k = unit.shape[1]
+    return (pairs.sum() / (unit.shape[0] * k * (k - 1))).item()
+
+
 def _need(fake: torch.Tensor, real: torch.Tensor, minimum: int, what: str) -> None:
     if fake.dim() != 2 or real.dim() != 2 or fake.shape[1] != real.shape[1]:
         raise ValueError(f"{what}: expected two (N, D) feature sets of the same D, got {tuple(fake.shape)} "

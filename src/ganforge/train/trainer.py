@@ -227,13 +227,19 @@ class Trainer:
 
     def _adapt_networks(self) -> None:
         """What the config asks of the recipe's networks before training: channels_last for the named
-        ones, and DiffAugment (its draws: a CPU stream of their own per rank, checkpointed)."""
+        ones, and DiffAugment (its draws: a CPU stream of their own, see ``_seed_augment``)."""
         rt = self.cfg.runtime
         if isinstance(rt.channels_last, list):
             self._channels_last_networks(rt.channels_last)
-        self.augment = torch.Generator().manual_seed(rt.seed + 7919 * (1 + self.dist.rank))
+        self.augment = torch.Generator()
         if self.cfg.train.diffaugment:
             self._attach_diffaugment(self.cfg.train.diffaugment)
+
+    def _seed_augment(self) -> None:
+        """Seed DiffAugment's stream from the run's seed, this rank and the step: each rank draws its
+        own augmentations, and a resume continues them exactly on any rank without checkpointing a
+        stream per rank (a checkpoint holds rank 0's random state only)."""
+        self.augment.manual_seed(self.cfg.runtime.seed + 7919 * (1 + self.dist.rank) + 104_729 * self.step)
 
     def _attach_diffaugment(self, policy: str) -> None:
         """``train.diffaugment``: augment what each image discriminator of the family sees."""
@@ -258,7 +264,7 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizers": {k: v.state_dict() for k, v in self.recipe.optimizers.items()},
             "scalers": {k: v.state_dict() for k, v in self.scalers.items()},
-            "rng": capture_rng_state({"noise": self.ctx.noise, "augment": self.augment}),
+            "rng": capture_rng_state({"noise": self.ctx.noise}),
             "data_position": self.stream.position,
             "lr_scale": self.lr_scale,
             "world_size": self.dist.world_size,
@@ -295,7 +301,7 @@ class Trainer:
         if self.recipe.state is not None and state.get("recipe_state") is not None:
             self.recipe.state.load_state_dict(state["recipe_state"])
         if "rng" in state:
-            restore_rng_state(state["rng"], {"noise": self.ctx.noise, "augment": self.augment})
+            restore_rng_state(state["rng"], {"noise": self.ctx.noise})
         self.step = int(state["step"])
         self.lr_scale = float(state.get("lr_scale", 1.0))
         return int(state.get("data_position", 0))
@@ -353,6 +359,7 @@ class Trainer:
     def train_step(self, sums: dict[str, torch.Tensor] | None = None, phase_repeats: int | None = None) -> list[tuple[str, torch.Tensor]]:
         """Run every phase due at ``self.step``; returns (phase, total loss) pairs, not yet synced."""
         self.ctx.step = self.step
+        self._seed_augment()
         factor = self._lr_factor(self.step)
         for name, opt in self.recipe.optimizers.items():
             for group, base in zip(opt.param_groups, self.base_lrs[name]):

@@ -13,7 +13,11 @@ with a fresh latent code each time, or with the next reference image of ``trg``'
   ``domain_acc`` (the object has the target shape), ``pose_kept`` (the source's position, within 5% of
   the side, and its size), and for reference guidance ``color_taken`` / ``texture_taken`` (the
   reference's color / texture); for latent guidance ``colors_per_source`` (distinct colors among a
-  source's outputs: the diversity the mapping network gives).
+  source's outputs: the diversity the mapping network gives);
+- on a judged dataset's domains view (emoji), the judge reads every output: ``judge_<mode>/domain_acc``
+  (the target domain read back) and ``judge_<mode>/diversity``, the distance between every pair of a
+  source's outputs in the judge's unit-length features (LPIPS diversity's question, answered without
+  downloaded ImageNet weights).
 
 FID uses, by default, the standard FID Inception (torch-fidelity's weights, as every other family), so
 the numbers compare with other FID numbers; ``fid_net="imagenet"`` uses what the official script uses
@@ -35,6 +39,7 @@ import torch
 import torch.nn as nn
 
 from ganforge.metric_names import EvalError
+from ganforge.metrics.distances import mean_pairwise_distance
 from ganforge.metrics.perceptual import mean_pairwise_lpips
 
 METRICS = ("fid", "lpips", "oracle", "judge")
@@ -187,7 +192,7 @@ class Starganv2Evaluation:
         from tqdm import tqdm
 
         domains = self.val.domains
-        fid, lpips, oracle_hits, judge_hits = OrderedDict(), OrderedDict(), {}, []
+        fid, lpips, oracle_hits, judge_hits, judge_spread = OrderedDict(), OrderedDict(), {}, [], []
         tasks = [(s, t) for t in range(len(domains)) for s in range(len(domains)) if s != t]
         for task_index, (src, trg) in enumerate(tqdm(tasks, desc=f"{mode}-guided tasks", disable=not self.progress)):
             task = f"{domains[src]}2{domains[trg]}"
@@ -199,8 +204,10 @@ class Starganv2Evaluation:
                     lpips_per_batch.append(mean_pairwise_lpips(self.lpips, outs))
                 if self.oracle is not None:
                     _oracle_hits(self.oracle, mode, x.cpu(), [o.cpu() for o in outs], ref_images, trg, oracle_hits)
-                if self.judge is not None:  # the target domain read back from every output
-                    judge_hits += [self.judge.read(o.cpu())[1] == trg for o in outs]
+                if self.judge is not None:  # the target domain read back, and the outputs' spread
+                    readings = [self.judge.read(o.cpu()) for o in outs]
+                    judge_hits += [classes == trg for _, classes in readings]
+                    judge_spread.append(mean_pairwise_distance([features for features, _ in readings]))
             if self.inception is not None:
                 from ganforge.metrics.distances import frechet_distance
 
@@ -216,6 +223,7 @@ class Starganv2Evaluation:
             out[f"oracle_{mode}/{key}"] = torch.cat(hits).float().mean().item()
         if judge_hits:
             out[f"judge_{mode}/domain_acc"] = torch.cat(judge_hits).float().mean().item()
+            out[f"judge_{mode}/diversity"] = float(np.mean(judge_spread))
         return out
 
     def _translate(self, translator: nn.Module, mode: str, task_index: int, src: int, trg: int

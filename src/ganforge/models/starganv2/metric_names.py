@@ -13,5 +13,6 @@ VOCABULARY = MetricVocabulary({
     "oracle": {"oracle_latent/domain_acc": True, "oracle_reference/domain_acc": True, "oracle_latent/pose_kept": True,
                "oracle_reference/pose_kept": True, "oracle_reference/color_taken": True,
                "oracle_reference/texture_taken": True, "oracle_latent/colors_per_source": True},
-    "judge": {"judge_latent/domain_acc": True, "judge_reference/domain_acc": True},
+    "judge": {"judge_latent/domain_acc": True, "judge_reference/domain_acc": True, "judge_latent/diversity": True,
+              "judge_reference/diversity": True},
 })

@@ -1,0 +1,211 @@
+"""Quality over seeds and data sizes: trains a matrix of runs and prints its tables.
+
+Not a test. Each experiment is a list of runs (preset, overrides, seed); every run trains with
+`ganforge train` into runs/seeds/<run name>/ and is evaluated by the preset's own `eval` block (or
+the one given here), so each table cell is an `eval/step-*.json` number. A run whose last
+evaluation exists is not trained again, so an interrupted matrix continues where it stopped.
+
+    .venv/bin/python benchmarks/seeds.py run seeds --jobs 2       # five seeds of each fast preset
+    .venv/bin/python benchmarks/seeds.py run scarce --jobs 2      # BigGAN on 10% / 2% of Fashion-MNIST
+    .venv/bin/python benchmarks/seeds.py run emoji                # StarGAN v2 on three emoji groups
+    .venv/bin/python benchmarks/seeds.py table seeds              # the markdown tables of benchmarks/README.md
+
+``--jobs 2`` trains two runs at once with one thread each, which on 2 cores finishes a matrix sooner
+than one run at a time on two threads; the numbers do not depend on it (timing is not reported here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import mean
+
+OUT_DIR = Path("runs/seeds")
+AUGMENT = {  # the small-data settings compared at equal steps
+    "none": [],
+    "DiffAugment": ["train.diffaugment=color,translation,cutout"],
+    "DiffAugment + LeCam": ["train.diffaugment=color,translation,cutout", "recipe.lecam=0.3", "recipe.lecam_start=200"],
+}
+ORACLE_EVAL = ["eval.metrics=[oracle]", "eval.metric=oracle_fid", "eval.n=1000"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a preset promises at its last step: ``metric`` above (or below) ``value``."""
+
+    metric: str
+    value: float
+    higher_is_better: bool
+
+    def met(self, got: float) -> bool:
+        return got >= self.value if self.higher_is_better else got <= self.value
+
+    def __str__(self) -> str:
+        return f"{self.metric} {'>=' if self.higher_is_better else '<='} {self.value:g}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run of the matrix."""
+
+    preset: str
+    seed: int
+    overrides: tuple[str, ...] = ()
+    tag: str = ""
+    extra_eval: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return "-".join(filter(None, [self.preset.replace("/", "-"), self.tag, f"s{self.seed}"]))
+
+    @property
+    def run_dir(self) -> Path:
+        return OUT_DIR / self.name
+
+
+# The stated target of each preset in the five-seed table (benchmarks/README.md says how each was chosen).
+TARGETS = {
+    "wgan_gp/demo": Target("oracle_fid", 1.0, False),
+    "wgan_gp/fashion_mnist": Target("judge_fid", 350.0, False),
+    "dcgan/fashion_mnist": Target("judge_fid", 30.0, False),
+    "biggan/fashion_mnist": Target("judge_class_acc", 0.8, True),
+    "biggan/shapes": Target("class_acc", 0.9, True),
+}
+# presets without an eval block of their own are evaluated once, at their last step, on the oracle
+EVAL_OF = {"wgan_gp/demo": ORACLE_EVAL}
+
+
+def experiment(name: str) -> list[Job]:
+    """The runs of experiment ``name``."""
+    if name == "seeds":
+        return [Job(p, s, extra_eval=tuple(EVAL_OF.get(p, ()))) for p in TARGETS for s in range(5)]
+    if name == "scarce":
+        return [Job("biggan/fashion_mnist", s, (f"data.fraction={f}", "train.steps=1500", *over),
+                    tag=f"{round(f * 100)}pct-{key.replace(' + ', '-').lower()}")
+                for f in (0.1, 0.02) for key, over in AUGMENT.items() for s in (0, 1)]
+    if name == "emoji":
+        return [Job("starganv2/emoji", s) for s in (0, 1)]
+    raise SystemExit(f"unknown experiment {name!r}: seeds, scarce or emoji")
+
+
+def last_eval(job: Job) -> dict | None:
+    """The last evaluation of ``job``'s run, or None when it has none."""
+    files = sorted((job.run_dir / "eval").glob("step-*.json"), key=lambda p: int(p.stem.split("-")[1]))
+    return json.loads(files[-1].read_text()) if files else None
+
+
+def evals(job: Job) -> dict[int, dict]:
+    """Every evaluation of ``job``'s run by step."""
+    out = {}
+    for path in (job.run_dir / "eval").glob("step-*.json"):
+        record = json.loads(path.read_text())
+        out[record["step"]] = record
+    return out
+
+
+def train(job: Job, threads: int) -> str:
+    """Train ``job`` unless its run already holds an evaluation at its last step."""
+    done = last_eval(job)
+    steps = _steps_of(job)
+    if done and done["step"] >= steps:
+        return f"{job.name}: done before"
+    extra = list(job.extra_eval)
+    if extra:
+        extra += [f"eval.every={steps}"]
+    cmd = [sys.executable, "-m", "ganforge", "train", job.preset, f"name={job.name}", f"out_dir={OUT_DIR}",
+           f"runtime.seed={job.seed}", f"runtime.threads={threads}", "train.progress=false", *job.overrides, *extra]
+    log = OUT_DIR / f"{job.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return f"{job.name}: exit {rc} (log {log})"
+
+
+def _steps_of(job: Job) -> int:
+    from ganforge.presets import load_config
+
+    return load_config(job.preset, list(job.overrides)).train.steps
+
+
+def run(jobs: list[Job], parallel: int) -> None:
+    threads = 1 if parallel > 1 else int(os.environ.get("GANFORGE_THREADS", "2"))
+    with ThreadPoolExecutor(parallel) as pool:
+        for line in pool.map(lambda j: train(j, threads), jobs):
+            print(line, flush=True)
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def seeds_table(jobs: list[Job]) -> None:
+    print("| preset | target | " + " | ".join(f"seed {s}" for s in range(5)) + " | met |")
+    print("| --- | --- | " + " | ".join("---" for _ in range(5)) + " | --- |")
+    for preset, target in TARGETS.items():
+        got = [last_eval(j) for j in jobs if j.preset == preset]
+        if not any(got):
+            continue
+        values = [e["metrics"].get(target.metric) if e else None for e in got]
+        met = sum(v is not None and target.met(v) for v in values)
+        print(f"| {preset} | {target} | " + " | ".join(fmt(v) for v in values) +
+              f" | {met} of {sum(v is not None for v in values)} |")
+
+
+def curve_table(jobs: list[Job], metrics: list[str]) -> None:
+    """One row per setting: each metric's mean over seeds at each evaluated step, seeds in brackets."""
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.tag or job.preset, []).append(job)
+    steps = sorted({s for j in jobs for s in evals(j)})
+    if not steps:
+        return
+    print("| setting | metric | " + " | ".join(f"step {s}" for s in steps) + " |")
+    print("| --- | --- | " + " | ".join("---" for _ in steps) + " |")
+    for tag, members in groups.items():
+        for metric in metrics:
+            cells = []
+            for step in steps:
+                values = [evals(j)[step]["metrics"].get(metric) for j in members if step in evals(j)]
+                values = [v for v in values if v is not None]
+                cells.append(f"{mean(values):.3g} ({', '.join(f'{v:.3g}' for v in values)})" if values else "-")
+            if any(cell != "-" for cell in cells):  # a metric this setting's evaluation does not give
+                print(f"| {tag} | {metric} | " + " | ".join(cells) + " |")
+    floor = next((last_eval(j).get("real_vs_real") for j in jobs if last_eval(j)), None)
+    if floor:
+        print("\nreal vs real: " + ", ".join(f"{m} {fmt(floor.get(m))}" for m in metrics if m in floor))
+
+
+TABLE_METRICS = {"scarce": ["judge_fid", "judge_class_acc"],
+                 "emoji": ["judge_latent/domain_acc", "judge_reference/domain_acc", "judge_latent/diversity",
+                           "judge_reference/diversity"]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=["run", "table"])
+    p.add_argument("experiment", choices=["seeds", "scarce", "emoji"])
+    p.add_argument("--jobs", type=int, default=1, help="runs trained at once (one thread each when above 1)")
+    p.add_argument("--only", default="", help="comma-separated presets to keep from the experiment")
+    args = p.parse_args()
+    jobs = experiment(args.experiment)
+    if args.only:
+        jobs = [j for j in jobs if j.preset in args.only.split(",")]
+    if args.action == "run":
+        run(jobs, args.jobs)
+    elif args.experiment == "seeds":
+        seeds_table(jobs)
+        for preset in TARGETS:  # each preset's curves over its own steps
+            print()
+            curve_table([j for j in jobs if j.preset == preset], sorted({TARGETS[preset].metric, "judge_fid"}))
+    else:
+        curve_table(jobs, TABLE_METRICS[args.experiment])
+
+
+if __name__ == "__main__":
+    main()
