@@ -51,8 +51,9 @@ PYTHON = sys.executable
 
 
 def check_exports(run: Path, seed: int, out_dir: Path, atol: float = 1e-5) -> None:
-    """Export ``run``'s generator as TorchScript and ONNX; both must reproduce PyTorch on its example
-    inputs, two samples (ONNX only where onnxruntime is installed)."""
+    """Export ``run``'s generator as a torch.export program, TorchScript and ONNX; each must reproduce
+    PyTorch on its example inputs, two samples (ONNX only where onnxruntime is installed), and the
+    program another batch size as well."""
     import numpy as np
     import torch
 
@@ -62,6 +63,11 @@ def check_exports(run: Path, seed: int, out_dir: Path, atol: float = 1e-5) -> No
     gen = ganforge.load(run)
     inputs = gen.make_inputs(2, seed=seed)
     expected = gen(*inputs)
+    assert main(["export", str(run), "--format", "pt2", "--out", str(out_dir / "pt2")]) == 0
+    program = torch.export.load(str(out_dir / "pt2" / "generator.pt2")).module()
+    assert torch.allclose(program(*inputs), expected, atol=atol)
+    five = gen.make_inputs(5, seed=seed + 1)  # the batch size is not fixed at export
+    assert torch.allclose(program(*five), gen(*five), atol=atol)
     assert main(["export", str(run), "--format", "torchscript", "--out", str(out_dir / "ts")]) == 0
     assert torch.allclose(torch.jit.load(str(out_dir / "ts" / "generator.pt"))(*inputs), expected, atol=atol)
     try:

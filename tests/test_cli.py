@@ -73,6 +73,11 @@ def test_export_every_format_gives_the_same_images(trained_run, tmp_path):
     assert torch.equal(ganforge.load(tmp_path / "st")(z), expected)
     assert json.loads((tmp_path / "st" / "config.json").read_text())["family"] == "wgan_gp"
 
+    assert main(["export", str(trained_run), "--format", "pt2", "--out", str(tmp_path / "pt2")]) == 0
+    program = torch.export.load(str(tmp_path / "pt2" / "generator.pt2")).module()
+    assert torch.allclose(program(z), expected, atol=1e-6)
+    assert program(torch.cat([z, z])).shape == (6, *expected.shape[1:])  # any batch size
+
     assert main(["export", str(trained_run), "--format", "torchscript", "--out", str(tmp_path / "ts")]) == 0
     scripted = torch.jit.load(str(tmp_path / "ts" / "generator.pt"))
     assert torch.allclose(scripted(z), expected, atol=1e-6)

@@ -1,4 +1,4 @@
-"""`ganforge export`: the generator as safetensors (+ config.json), TorchScript or ONNX."""
+"""`ganforge export`: the generator as safetensors (+ config.json), a torch.export program, ONNX or TorchScript."""
 
 from __future__ import annotations
 
@@ -7,18 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from ganforge.cli.common import add_verb
+from ganforge.export import FORMATS
 
 EXAMPLES = """
     ganforge export runs/demo --format safetensors   # -> runs/demo/export/safetensors/model.safetensors + config.json
-    ganforge export runs/demo --format torchscript --out gen_ts/
+    ganforge export runs/demo --format pt2 --out gen_pt2/   # torch.export.load(...).module(), any batch size
+    ganforge export runs/demo --format torchscript --out gen_ts/   # legacy: PyTorch deprecates TorchScript
     ganforge export runs/demo --format onnx --weights raw"""
 
 
 def add_parser(sub: Any) -> None:
-    e = add_verb(sub, "export", "Export the generator as safetensors, TorchScript or ONNX.", EXAMPLES, run)
+    e = add_verb(sub, "export", "Export the generator as safetensors, a torch.export program, ONNX or TorchScript.",
+                 EXAMPLES, run)
     e.add_argument("source", help="run folder or checkpoint .pt")
-    e.add_argument("--format", choices=["safetensors", "torchscript", "onnx"], default="safetensors",
-                   help="safetensors + config.json (default), TorchScript, or ONNX")
+    e.add_argument("--format", choices=list(FORMATS), default="safetensors",
+                   help="safetensors + config.json (default), pt2 (torch.export), ONNX, or TorchScript (legacy)")
     e.add_argument("--weights", choices=["ema", "raw"], default="ema",
                    help="the EMA generator (default; raw when the run kept none) or the trained one")
     e.add_argument("--out", help="output folder (default: RUN/export/FORMAT)")
