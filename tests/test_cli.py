@@ -168,3 +168,29 @@ def test_every_option_of_every_verb_explains_itself():
             missing += [f"{name} {a.option_strings or a.dest}" for a in p._actions
                         if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and not a.help]
     assert missing == []
+
+
+def test_hub_export_writes_a_card_whose_numbers_are_the_runs_own(trained_run, tmp_path):
+    import yaml
+
+    assert main(["evaluate", str(trained_run), "--metrics", "oracle", "--n", "20", "--batch-size", "10"]) == 0
+    (evaluation,) = (json.loads(p.read_text()) for p in (trained_run / "eval").glob("step-00000004-*.json"))
+    out = tmp_path / "shared model"
+    assert main(["export", str(trained_run), "--format", "hub", "--out", str(out), "--license", "mit"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors", "samples.png"]
+    text = (out / "README.md").read_text(encoding="utf-8")
+    _, header, body = text.split("---\n", 2)
+    header = yaml.safe_load(header)
+    assert header["library_name"] == "ganforge" and header["license"] == "mit"
+    assert header["pipeline_tag"] == "unconditional-image-generation" and header["datasets"] == ["shapes"]
+    assert header["metrics"] == sorted(evaluation["metrics"])
+    for name, value in evaluation["metrics"].items():  # every row is the evaluation file's value
+        assert f"| {name} | {value:.4g} | {evaluation['real_vs_real'][name]:.4g} |" in body
+    assert "Trained for 4 steps of batch" in body and "![samples](samples.png)" in body
+    from ganforge.model_card import PIPELINE_TAGS
+    from ganforge.registry import KINDS
+
+    assert set(PIPELINE_TAGS) == set(KINDS)  # every kind of generator has its Hub tag
+    gen, shared = ganforge.load(trained_run), ganforge.load(out)  # the folder loads offline, same outputs
+    (z,) = gen.make_inputs(2, seed=3)
+    assert torch.equal(gen(z), shared(z))

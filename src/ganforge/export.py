@@ -17,11 +17,12 @@ import torch
 from ganforge.config import to_dict
 from ganforge.load import LoadedGenerator
 
-FORMATS = ("safetensors", "pt2", "onnx", "torchscript")
+FORMATS = ("safetensors", "hub", "pt2", "onnx", "torchscript")
 
 
-def export_generator(gen: LoadedGenerator, out_dir: str | Path, fmt: str) -> Path:
-    """Write ``gen`` to ``out_dir`` in ``fmt``; returns the main file. The config.json goes with every format."""
+def export_generator(gen: LoadedGenerator, out_dir: str | Path, fmt: str, license_id: str = "other") -> Path:
+    """Write ``gen`` to ``out_dir`` in ``fmt``; returns the main file. The config.json goes with every
+    format; ``hub`` adds a model card (``license_id`` in its header) to the safetensors."""
     if fmt not in FORMATS:
         raise ValueError(f"export format '{fmt}' is not one of {', '.join(FORMATS)}")
     out = Path(out_dir)
@@ -30,9 +31,22 @@ def export_generator(gen: LoadedGenerator, out_dir: str | Path, fmt: str) -> Pat
     meta = {"family": gen.family, "model": to_dict(gen.model_config), "format": fmt,
             "inputs": [list(t.shape[1:]) for t in gen.make_inputs(1, 0)]}
     (out / "config.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    if fmt == "hub":
+        return _write_hub(gen, out, license_id)
     writers = {"safetensors": _write_safetensors, "pt2": _write_program, "onnx": _write_onnx,
                "torchscript": _write_torchscript}
     return writers[fmt](gen, out)
+
+
+def _write_hub(gen: LoadedGenerator, out: Path, license_id: str) -> Path:
+    """The Hub's layout: model.safetensors, config.json and a README.md model card from the run's files."""
+    from ganforge.model_card import card_facts, write_card
+    from ganforge.registry import get_family
+
+    weights = _write_safetensors(gen, out)
+    if gen.opened is not None:
+        write_card(out, card_facts(gen.family, get_family(gen.family).kind, gen.opened, gen.weights), license_id)
+    return weights
 
 
 def _batch_dims(example: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any], ...]:
