@@ -9,7 +9,8 @@ import logging
 import sys
 from typing import Sequence
 
-from ganforge.cli import bench, data, draw, evaluate, export, import_official, info, oracle, resume, train, weights
+from ganforge.cli import (bench, data, draw, evaluate, export, import_official, info, oracle, resume, serve, train,
+                          weights)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (train, bench, resume):
         module.add_parser(sub)
     draw.add_parsers(sub)
-    for module in (export, evaluate, import_official, weights, oracle, info, data):
+    for module in (export, evaluate, serve, import_official, weights, oracle, info, data):
         module.add_parser(sub)
     return p
 

@@ -156,6 +156,8 @@ def class_names(data: dict[str, Any]) -> list[str] | None:
     name = data.get("name")
     if name == "shapes" and data.get("view") == "class":
         return [f"{color} {shape}" for shape in SHAPES for color in COLOR_NAMES]
+    if name == "shapes" and data.get("view") == "domains":
+        return list(SHAPES)
     if name == "cifar" and data.get("classes"):
         return list(CIFAR10_CLASSES)
     if name == "fashion_mnist" and data.get("classes"):
@@ -166,5 +168,12 @@ def class_names(data: dict[str, Any]) -> list[str] | None:
         return list(data["groups"])
     root = data.get("path") or data.get("root")
     if name == "image_folder" and data.get("classes") and root and Path(root).is_dir():
-        return sorted(d.name for d in Path(root).iterdir() if d.is_dir() and not d.name.startswith("."))
+        return _sub_folders(Path(root))
+    if name == "domains" and root and Path(root).is_dir():  # train/ and val/, or the domains themselves
+        train = Path(root) / "train"
+        return _sub_folders(train if train.is_dir() else Path(root))
     return None
+
+
+def _sub_folders(root: Path) -> list[str]:
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))

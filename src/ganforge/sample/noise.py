@@ -18,6 +18,20 @@ from ganforge.sample.grid import generate, interpolate_inputs, save_grid, save_i
 InputsFor = Callable[[int, int], tuple[torch.Tensor, ...]]  # (n, seed) -> generator inputs
 
 
+def truncated_normal(shape: tuple[int, ...], truncation: float | None, generator: torch.Generator | None = None
+                     ) -> torch.Tensor:
+    """N(0, 1) noise; with ``truncation`` every value beyond +-truncation is redrawn until inside
+    (the paper's truncation trick). None or a value <= 0 gives the plain normal."""
+    z = torch.randn(shape, generator=generator)
+    if truncation is None or truncation <= 0:
+        return z
+    outside = z.abs() > truncation
+    while outside.any():
+        z[outside] = torch.randn(int(outside.sum()), generator=generator)
+        outside = z.abs() > truncation
+    return z
+
+
 def output_base(source: str | Path) -> Path:
     """Where a drawing verb writes by default: the run (or export) folder, or a checkpoint's folder."""
     src = Path(source)

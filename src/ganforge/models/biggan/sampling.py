@@ -15,22 +15,9 @@ import torch.nn as nn
 
 from ganforge.layers.conditional_norm import StoredStatsNorm
 from ganforge.models.biggan.networks import BigganGenerator
+from ganforge.sample.noise import truncated_normal  # shared: the paper's truncation trick
 
 InterpolationKind = Literal["zy", "z", "y"]
-
-
-def truncated_normal(shape: tuple[int, ...], truncation: float | None, generator: torch.Generator | None = None
-                     ) -> torch.Tensor:
-    """N(0, 1) noise; with ``truncation`` every value beyond +-truncation is redrawn until inside
-    (the paper's truncation trick). None or a value <= 0 gives the plain normal."""
-    z = torch.randn(shape, generator=generator)
-    if truncation is None or truncation <= 0:
-        return z
-    outside = z.abs() > truncation
-    while outside.any():
-        z[outside] = torch.randn(int(outside.sum()), generator=generator)
-        outside = z.abs() > truncation
-    return z
 
 
 def _base(net: nn.Module) -> BigganGenerator:

@@ -77,6 +77,14 @@ def _translate_helper(gen: Any, images: Any, targets: Any = ()) -> Any:
 
     return translate_images(gen, images, [targets] if isinstance(targets, str) else list(targets))
 
+
+def _targets_helper(gen: Any) -> list[str]:
+    """``ganforge.load(run).targets()`` -> the label names ``translate`` takes, in the model's order."""
+    from ganforge.models.stargan.labels import conditioning_for_model
+
+    return list(conditioning_for_model(gen.model_config).all_names)
+
+
 register_family(FamilySpec(
     "stargan", StarganModelConfig, StarganRecipeConfig, build_recipe, StarganGenerator, check, kind="translation",
     evaluation=_evaluation, official_iterations=lambda cfg: cfg.recipe.n_critic,
@@ -86,5 +94,5 @@ register_family(FamilySpec(
                       help="200000-G.ckpt ({iter}-D.ckpt is found beside it; default preset stargan/celeba)",
                       next_step="ganforge translate {out} --input IMAGES"),
     presets=Path(__file__).parent / "presets", examples=EXAMPLES,
-    helpers={"translate": _translate_helper},
+    helpers={"translate": _translate_helper, "targets": _targets_helper},
     judges_images=("D",)))
