@@ -34,6 +34,8 @@ SMALL = {  # one tiny run of each kind the page serves: preset and small-network
     "reference": ("starganv2/shapes", {"model.image_size": 16, "data.image_size": 16, "model.base_dim": 8,
                                        "model.max_conv_dim": 16, "recipe.sample_images": 3, "data.length": 48,
                                        "runtime.precision": "fp32"}),
+    "story": ("storygan/shapes", {"model.gf_dim": 4, "model.df_dim": 4, "recipe.image_batch_size": 6,
+                                  "recipe.sample_stories": 2, "data.length": 12}),
 }
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -49,7 +51,7 @@ def runs(tmp_path_factory):
     return out
 
 
-def test_each_control_draws_pictures_of_the_right_size(runs):
+def test_each_control_draws_pictures_of_the_right_size(runs, tmp_path):
     noise = open_model(runs["noise"])
     assert noise.kind == "noise" and noise.labels == []
     grid = drawing.noise_grid(noise, 3, 4)  # 2 x 2 images of 32 px with 2 px padding
@@ -72,6 +74,16 @@ def test_each_control_draws_pictures_of_the_right_size(runs):
     assert drawing.reference_guided(reference, photo, "square", None, 1).shape == (20, 2 + 2 * 18, 3)
     assert drawing.reference_guided(reference, photo, "square", photo, 1).shape == (20, 2 + 3 * 18, 3)
 
+    video = Path(drawing.style_morph(reference, photo, "circle", photo, photo[::-1].copy(), tmp_path))
+    assert video.suffix == ".mp4" and video.stat().st_size > 1000 and video.parent.parent == tmp_path
+
+    story = open_model(runs["story"])
+    frames, size = story.gen.model_config.video_len, story.image_size
+    strip = drawing.data_story(story, 2, 0)  # the story's frames, then its real ones, on one row
+    assert strip.shape == (size + 4, 2 + 2 * frames * (size + 2), 3)
+    np.save(tmp_path / "two.npy", np.random.default_rng(0).random((2, frames, story.gen.model_config.text_dim)))
+    assert drawing.file_story(story, str(tmp_path / "two.npy"), 0).shape == (2 + 2 * (size + 2), 2 + frames * (size + 2), 3)
+
 
 def test_bad_requests_are_messages_that_name_the_value(runs):
     noise, classes = open_model(runs["noise"]), open_model(runs["class"])
@@ -86,6 +98,8 @@ def test_bad_requests_are_messages_that_name_the_value(runs):
          "the image 'test_serve.py' is not a picture this page can read"),
         (lambda: drawing.reference_guided(open_model(runs["reference"]), np.zeros((5000, 10, 3), np.uint8),
                                           "circle", None, 0), "5000 pixels; at most 4096"),
+        (lambda: drawing.data_story(open_model(runs["story"]), 500, 0), r"story 500: the run's data has 12 stories"),
+        (lambda: drawing.file_story(open_model(runs["story"]), __file__, 0), "'test_serve.py' is not a description file"),
     ]:
         with pytest.raises(ServeError, match=message):
             call()
@@ -137,7 +151,7 @@ def serving(run: Path):
 
 
 @pytest.mark.slow
-def test_the_server_answers_plain_http_and_keeps_serving_after_a_bad_request(runs):
+def test_the_server_answers_plain_http_and_keeps_serving_after_a_bad_request(runs, tmp_path):
     from gradio_client import Client
 
     with serving(runs["noise"]) as url:
@@ -156,6 +170,13 @@ def test_the_server_answers_plain_http_and_keeps_serving_after_a_bad_request(run
         with pytest.raises(Exception, match="500 is greater than maximum value 64"):  # the slider's own check
             client.predict(0, 500, api_name="/grid")
         assert Image.open(client.predict(1, 1, api_name="/grid")).size == (32, 32)  # still serving
+    with serving(runs["reference"]) as url:  # the style-morph video comes back as an MP4 file
+        from gradio_client import handle_file
+
+        photo = handle_file(str(_shape_picture(tmp_path / "photo.png")))
+        video = Client(url, verbose=False).predict(photo, "square", photo, photo, api_name="/morph")
+        path = Path(video["video"] if isinstance(video, dict) else video)
+        assert path.suffix == ".mp4" and path.stat().st_size > 1000
 
 
 def _browser(tmp_path: Path):
@@ -196,43 +217,62 @@ def _error_toast(driver, timeout: float = 60.0) -> str:
                                    "return t && t.innerText"))
 
 
+def _shape_picture(path: Path, size: int = 48) -> Path:
+    """A picture of the built-in shapes, saved as PNG at ``path``."""
+    from PIL import Image
+
+    from ganforge.data.shapes import ShapesDataset
+
+    shape = ShapesDataset(length=1, image_size=size, view="attributes").get(0)["image"]
+    Image.fromarray(((shape.permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()).save(path)
+    return path
+
+
+def _size_of(driver, img) -> list[int]:
+    return driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", img)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
-def test_the_page_in_a_real_browser_draws_and_shows_messages(runs, tmp_path):
+def test_the_page_of_every_kind_in_a_real_browser(runs, tmp_path):
+    """Each kind's page draws a picture of the right size; a bad upload is our message, not a trace."""
     shots = Path(os.environ.get("GANFORGE_SCREENSHOTS", tmp_path))
+    photo, bad = _shape_picture(tmp_path / "photo.png"), tmp_path / "not a picture.png"
+    bad.write_bytes(b"this is text, not a PNG")
     driver = _browser(tmp_path)
     try:
-        # GANFORGE_SERVE_CLASS_RUN: a trained 32 px class-conditional run for the README's picture
-        with serving(Path(os.environ.get("GANFORGE_SERVE_CLASS_RUN", runs["class"]))) as url:
-            driver.get(url)
-            _element(driver, "#draw").click()
-            img = _picture_in(driver, "grid")
-            assert driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", img) == [138, 138]
-            driver.save_screenshot(str(shots / "serve-class.png"))
+        for kind in ("noise", "class"):  # 16 samples of 32 px: a 4 x 4 grid with 2 px padding
+            # GANFORGE_SERVE_CLASS_RUN: a trained 32 px class-conditional run for the README's picture
+            run = os.environ.get("GANFORGE_SERVE_CLASS_RUN", runs[kind]) if kind == "class" else runs[kind]
+            with serving(Path(run)) as url:
+                driver.get(url)
+                _element(driver, "#draw").click()
+                assert _size_of(driver, _picture_in(driver, "grid")) == [138, 138], kind
+                driver.save_screenshot(str(shots / f"serve-{kind}.png"))
         with serving(runs["translation"]) as url:
             driver.get(url)
-            upload = _element(driver, "#input input[type=file]")
-            bad = tmp_path / "not a picture.png"
-            bad.write_bytes(b"this is text, not a PNG")
-            upload.send_keys(str(bad))
+            _element(driver, "#input input[type=file]").send_keys(str(bad))
             time.sleep(1.0)
             _element(driver, "#draw").click()
             message = _error_toast(driver)
             assert "the image 'not a picture.png' is not a picture this page can read" in message, message
             assert "Traceback" not in driver.page_source
-            good = tmp_path / "photo.png"
-            from PIL import Image
-
-            from ganforge.data.shapes import ShapesDataset
-
-            shape = ShapesDataset(length=1, image_size=48, view="attributes").get(0)["image"]
-            Image.fromarray(((shape.permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()).save(good)
             driver.get(url)
-            _element(driver, "#input input[type=file]").send_keys(str(good))
+            _element(driver, "#input input[type=file]").send_keys(str(photo))
             time.sleep(1.0)
             _element(driver, "#draw").click()
-            img = _picture_in(driver, "grid")
-            assert driver.execute_script("return arguments[0].naturalHeight", img) == 36  # one row of 32 px
+            assert _size_of(driver, _picture_in(driver, "grid")) == [70, 36]  # the input, then one target
             driver.save_screenshot(str(shots / "serve-translation.png"))
+        with serving(runs["reference"]) as url:
+            driver.get(url)
+            _element(driver, "#input input[type=file]").send_keys(str(photo))
+            time.sleep(1.0)
+            _element(driver, "#draw").click()
+            assert _size_of(driver, _picture_in(driver, "grid")) == [38, 20]  # the source, then the result
+        with serving(runs["story"]) as url:
+            driver.get(url)
+            _element(driver, "#draw").click()
+            frames = open_model(runs["story"]).gen.model_config.video_len
+            assert _size_of(driver, _picture_in(driver, "grid")) == [2 + 2 * frames * 66, 68]  # frames | real
     finally:
         driver.quit()

@@ -206,3 +206,51 @@ def reference_guided(model: ServedModel, source: Any, domain: Any, reference: An
         out = model.gen.translate(x, domain=index, reference=None if ref is None else ref[0], seed=seed)
     pictures = [x, out] if ref is None else [x, ref, out]
     return to_array(torch.cat(pictures), nrow=len(pictures))
+
+
+def data_story(model: ServedModel, index: Any, seed: Any) -> np.ndarray:
+    """Story ``index`` of the run's data drawn from ``seed``: its frames, then the real ones."""
+    from ganforge.sample.story import story_strips
+
+    index, seed = _whole(index, "story", 0, 10**6), _whole(seed, "seed", 0, 2**31 - 1)
+    try:
+        descriptions, truth = model.gen.data_story(index)
+        with model.lock:
+            stories = model.gen.story(descriptions, seed)
+    except ValueError as err:
+        raise ServeError(str(err)) from None
+    images, per_row = story_strips(stories, truth)
+    return to_array(images, nrow=per_row)
+
+
+def file_story(model: ServedModel, path: Any, seed: Any) -> np.ndarray:
+    """The stories of an uploaded description file (.npy or .json, as `ganforge story` reads them)."""
+    from ganforge.sample.story import story_strips
+
+    seed = _whole(seed, "seed", 0, 2**31 - 1)
+    if path is None:
+        raise ServeError("upload a description file first (.npy or .json)")
+    if Path(path).suffix not in (".npy", ".json"):
+        raise ServeError(f"'{Path(path).name}' is not a description file: .npy or .json, please (sentences in "
+                         f".txt need a text encoder: `ganforge story --text-encoder`)")
+    try:
+        with model.lock:
+            stories = model.gen.story(str(path), seed)
+    except (ValueError, OSError) as err:  # DataError is a ValueError
+        raise ServeError(str(err).replace(str(Path(path).parent) + "/", "")) from None
+    images, per_row = story_strips(stories)
+    return to_array(images, nrow=per_row)
+
+
+def style_morph(model: ServedModel, source: Any, domain: Any, reference_a: Any, reference_b: Any,
+                out_dir: str | Path) -> str:
+    """A video of the source translated into ``domain`` as its style moves from reference A's to
+    reference B's (the official reference video); returns the .mp4 (or .gif) written in ``out_dir``."""
+    import tempfile
+
+    index = _class_index(model, domain)
+    x = read_upload(model, source, "source image")
+    refs = torch.cat([read_upload(model, reference_a, "reference A"), read_upload(model, reference_b, "reference B")])
+    path = Path(tempfile.mkdtemp(dir=out_dir)) / "style-morph.mp4"
+    with model.lock:
+        return str(model.gen.morph(x, refs, index, path))

@@ -18,6 +18,7 @@ from ganforge.serve.model import ServedModel, ServeError
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # Gradio refuses larger uploads with its own message
+VIDEO_DIR = None  # style-morph videos: the system's temporary folder
 # output pictures fill their box, enlarged with their pixels kept sharp (GAN samples are small)
 PIXELATED = ".ganforge-picture img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no telemetry
@@ -129,11 +130,33 @@ def reference_controls(gr: Any, model: ServedModel) -> None:
     button, out = gr.Button("Translate", elem_id="draw"), _picture(gr, "source, (reference,) result", "grid")
     button.click(shown(functools.partial(drawing.reference_guided, model)), [source, domain, reference, seed], out,
                  api_name="translate")
+    with gr.Accordion("Style morph video: the source through two references' styles", open=False):
+        with gr.Row():
+            ref_a, ref_b = _upload(gr, "reference A", "reference_a"), _upload(gr, "reference B", "reference_b")
+        button, video = gr.Button("Make the video", elem_id="morph"), gr.Video(label="style morph (MP4)", elem_id="video")
+        morph = functools.partial(drawing.style_morph, model, out_dir=VIDEO_DIR)
+        button.click(shown(morph), [source, domain, ref_a, ref_b], video, api_name="morph")
+
+
+def story_controls(gr: Any, model: ServedModel) -> None:
+    """A story of the run's data (beside its real frames), or the stories of a description file."""
+    with gr.Tab("From the data"):
+        with gr.Row():
+            index, seed = gr.Number(label="story", value=0, precision=0, minimum=0, elem_id="story"), _seed(gr)
+        button, out = gr.Button("Draw the story", elem_id="draw"), _picture(gr, "frames, then the real ones", "grid")
+        button.click(shown(functools.partial(drawing.data_story, model)), [index, seed], out, api_name="data_story")
+    with gr.Tab("From a file"):
+        with gr.Row():
+            upload = gr.File(label="descriptions (.npy or .json, as `ganforge story` reads them)", type="filepath",
+                             file_types=[".npy", ".json"], elem_id="descriptions")
+            seed = _seed(gr, elem_id="file_seed")
+        button, out = gr.Button("Draw the stories", elem_id="draw_file"), _picture(gr, "one row per story", "stories")
+        button.click(shown(functools.partial(drawing.file_story, model)), [upload, seed], out, api_name="file_story")
 
 
 CONTROLS: dict[str, Callable[[Any, ServedModel], None]] = {
     "noise": noise_controls, "class": class_controls, "translation": translation_controls,
-    "reference": reference_controls,
+    "reference": reference_controls, "story": story_controls,
 }
 
 

@@ -97,6 +97,25 @@ def _translate_helper(gen: Any, images: Any, domain: int, reference: Any = None,
 
     return translate_images(gen, images, domain, reference, seed)
 
+def _morph_helper(gen: Any, source: Any, references: Any, domain: int, path: Any) -> Any:
+    """``ganforge.load(run).morph(image, refs, domain=1, path="morph.mp4")`` -> the file written: the
+    official reference video, ``source`` (1, 3, H, W) morphing through the styles of ``references``
+    (K >= 2, (K, 3, H, W), all of ``domain``), as H.264 (a GIF where no encoder is available)."""
+    from pathlib import Path
+
+    import torch
+
+    from ganforge.models.starganv2.sampling import reference_video, write_video
+
+    if len(references) < 2:
+        raise ValueError(f"a morph needs at least two references; got {len(references)}")
+    if not 0 <= int(domain) < gen.model_config.num_domains:
+        raise ValueError(f"domain={domain}: this model has domains 0..{gen.model_config.num_domains - 1}")
+    device = next(gen.parameters()).device
+    domains = torch.full((len(references),), int(domain), dtype=torch.long)
+    return write_video(reference_video(gen.net, source, references, domains, device), Path(path))
+
+
 register_family(FamilySpec(
     "starganv2", Starganv2ModelConfig, Starganv2RecipeConfig, build_recipe, Starganv2Translator, check,
     kind="reference",
@@ -108,5 +127,5 @@ register_family(FamilySpec(
                            "starganv2/celeba_hq with the high-pass path, or starganv2/afhq without)",
                       next_step="ganforge export {out} --format onnx"),
     presets=Path(__file__).parent / "presets", examples=EXAMPLES,
-    helpers={"translate": _translate_helper},
+    helpers={"translate": _translate_helper, "morph": _morph_helper},
     judges_images=("D",)))

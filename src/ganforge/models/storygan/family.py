@@ -81,6 +81,20 @@ def _story_helper(gen: Any, descriptions: Any, seed: int = 0) -> Any:
 
     return tell_stories(gen, descriptions, seed)
 
+
+def _data_story_helper(gen: Any, index: int) -> Any:
+    """``ganforge.load(run).data_story(3)`` -> (descriptions (1, T, D), ground-truth frames
+    (1, T, 3, H, W)) of story ``index`` of the run's own data."""
+    from ganforge.models.storygan.draw import stories_from_data
+
+    if gen.opened is None or gen.opened.record is None:
+        raise ValueError("an exported model carries no data to take stories from; give its run folder")
+    descriptions, truth, _ = stories_from_data(str(gen.opened.run_dir), index + 1, [])
+    if len(descriptions) <= index:
+        raise ValueError(f"story {index}: the run's data has {len(descriptions)} stories (0..{len(descriptions) - 1})")
+    return descriptions[index:index + 1], truth[index:index + 1]
+
+
 register_family(FamilySpec(
     "storygan", StoryganModelConfig, StoryganRecipeConfig, build_recipe, StoryganGenerator, check, kind="story",
     evaluation=_evaluation, evaluate_command=EvaluateCommand(_evaluate, _add_evaluate_arguments),
@@ -91,5 +105,5 @@ register_family(FamilySpec(
                            "storygan/clevr_sv)",
                       next_step="ganforge story {out} --descriptions FILE"),
     presets=Path(__file__).parent / "presets", examples=EXAMPLES,
-    helpers={"story": _story_helper},
+    helpers={"story": _story_helper, "data_story": _data_story_helper},
     judges_images=("D_im",)))
