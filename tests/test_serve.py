@@ -77,6 +77,10 @@ def test_each_control_draws_pictures_of_the_right_size(runs, tmp_path):
     video = Path(drawing.style_morph(reference, photo, "circle", photo, photo[::-1].copy(), tmp_path))
     assert video.suffix == ".mp4" and video.stat().st_size > 1000 and video.parent.parent == tmp_path
 
+    assert main(["export", str(runs["noise"]), "--format", "hub", "--out", str(tmp_path / "hub")]) == 0
+    shared = open_model(tmp_path / "hub")  # a shared model folder serves as its run does
+    assert shared.kind == "noise" and np.array_equal(drawing.noise_grid(shared, 3, 4), grid)
+
     story = open_model(runs["story"])
     frames, size = story.gen.model_config.video_len, story.image_size
     strip = drawing.data_story(story, 2, 0)  # the story's frames, then its real ones, on one row
@@ -185,8 +189,10 @@ def _browser(tmp_path: Path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    # every host name but the local server's fails to resolve: the page must render as if unplugged
+    offline = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,760",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}", offline):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
