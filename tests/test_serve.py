@@ -282,3 +282,32 @@ def test_the_page_of_every_kind_in_a_real_browser(runs, tmp_path):
             assert _size_of(driver, _picture_in(driver, "grid")) == [2 + 2 * frames * 66, 68]  # frames | real
     finally:
         driver.quit()
+
+
+def test_typed_stories_go_through_the_local_text_encoder(runs, tmp_path, monkeypatch):
+    """The sentence-transformers API (a stand-in module: the package and its models are the user's)."""
+    import sys
+    import types
+
+    story = open_model(runs["story"])
+    frames, size, dim = story.gen.model_config.video_len, story.image_size, story.gen.model_config.text_dim
+
+    class FakeEncoder:
+        def __init__(self, path, device="cpu", local_files_only=False):
+            assert local_files_only  # never a download
+
+        def get_embedding_dimension(self):
+            return dim
+
+        def encode(self, sentences, convert_to_numpy=True):
+            return np.stack([np.full(dim, len(s) / 10, np.float32) for s in sentences])
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=FakeEncoder))
+    text = "\n".join(f"Frame {i} adds a shape." for i in range(frames))
+    with pytest.raises(ServeError, match="--text-encoder PATH"):
+        drawing.typed_story(story, text, 0)
+    (tmp_path / "encoder").mkdir()
+    story.text_encoder = str(tmp_path / "encoder")
+    assert drawing.typed_story(story, text, 0).shape == (size + 4, 2 + frames * (size + 2), 3)
+    with pytest.raises(ServeError, match=f"type {frames} sentences, one per line"):
+        drawing.typed_story(story, "Only one.", 0)

@@ -21,6 +21,8 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, ... (default cpu)")
+    s.add_argument("--text-encoder", help="story models: a local sentence-transformers folder, so that typed "
+                   "sentences can be drawn (nothing is downloaded)")
     s.add_argument("--weights", choices=["ema", "raw"], default="ema",
                    help="the EMA generator (default; raw when the run kept none) or the trained one")
 
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from ganforge.serve.page import GradioMissing, build_page, launch
 
     try:
-        page = build_page(open_model(args.source, args.device, args.weights))
+        page = build_page(open_model(args.source, args.device, args.weights, args.text_encoder))
     except GradioMissing as err:
         print(f"ganforge serve: {err}", file=sys.stderr)
         return 2

@@ -36,6 +36,7 @@ class ServedModel:
     kind: str
     labels: list[str]  # class, domain or attribute names the controls offer (empty for noise models)
     source: str
+    text_encoder: str | None = None  # story models: a local sentence-transformers folder for typed sentences
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -43,14 +44,15 @@ class ServedModel:
         return int(self.gen.model_config.image_size)
 
 
-def open_model(source: str | Path, device: str = "cpu", weights: str = "ema") -> ServedModel:
+def open_model(source: str | Path, device: str = "cpu", weights: str = "ema",
+               text_encoder: str | None = None) -> ServedModel:
     """Load ``source`` (a run folder, checkpoint or export folder) for serving."""
     from ganforge.load import load
     from ganforge.registry import get_family
 
     gen = load(source, weights=weights, device=device)
     kind = get_family(gen.family).kind
-    return ServedModel(gen, kind, _labels(gen, kind), str(source))
+    return ServedModel(gen, kind, _labels(gen, kind), str(source), text_encoder)
 
 
 def _labels(gen: Any, kind: str) -> list[str]:
@@ -254,3 +256,29 @@ def style_morph(model: ServedModel, source: Any, domain: Any, reference_a: Any, 
     path = Path(tempfile.mkdtemp(dir=out_dir)) / "style-morph.mp4"
     with model.lock:
         return str(model.gen.morph(x, refs, index, path))
+
+
+def typed_story(model: ServedModel, text: Any, seed: Any, out_dir: str | Path | None = None) -> np.ndarray:
+    """A story typed as one sentence per frame, through the served model's local text encoder."""
+    import tempfile
+
+    from ganforge.sample.story import story_strips
+
+    seed = _whole(seed, "seed", 0, 2**31 - 1)
+    frames = model.gen.model_config.video_len
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    if len(lines) != frames:
+        raise ServeError(f"type {frames} sentences, one per line (one per frame); got {len(lines)}")
+    if model.text_encoder is None:
+        raise ServeError("typed sentences need a local sentence encoder: start the page with "
+                         "`ganforge serve RUN --text-encoder PATH` (or upload description vectors)")
+    with tempfile.TemporaryDirectory(dir=out_dir) as folder:
+        path = Path(folder) / "story.txt"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        try:
+            with model.lock:
+                stories = model.gen.story(str(path), seed, text_encoder=model.text_encoder)
+        except ValueError as err:
+            raise ServeError(str(err)) from None
+    images, per_row = story_strips(stories)
+    return to_array(images, nrow=per_row)

@@ -145,6 +145,13 @@ def story_controls(gr: Any, model: ServedModel) -> None:
             index, seed = gr.Number(label="story", value=0, precision=0, minimum=0, elem_id="story"), _seed(gr)
         button, out = gr.Button("Draw the story", elem_id="draw"), _picture(gr, "frames, then the real ones", "grid")
         button.click(shown(functools.partial(drawing.data_story, model)), [index, seed], out, api_name="data_story")
+    with gr.Tab("Type a story"):
+        with gr.Row():
+            frames = model.gen.model_config.video_len
+            text = gr.Textbox(label=f"{frames} sentences, one per line (one per frame)", lines=frames, elem_id="text")
+            seed = _seed(gr, elem_id="text_seed")
+        button, out = gr.Button("Draw the story", elem_id="draw_text"), _picture(gr, "the story", "typed")
+        button.click(shown(functools.partial(drawing.typed_story, model)), [text, seed], out, api_name="typed_story")
     with gr.Tab("From a file"):
         with gr.Row():
             upload = gr.File(label="descriptions (.npy or .json, as `ganforge story` reads them)", type="filepath",

@@ -75,11 +75,12 @@ EXAMPLES = {
     "data": "ganforge data write shapes --format clevr_sv --view story --out shapes_stories --count 500",
 }
 
-def _story_helper(gen: Any, descriptions: Any, seed: int = 0) -> Any:
-    """``ganforge.load(run).story(descriptions)`` -> stories (N, T, 3, H, W)."""
+def _story_helper(gen: Any, descriptions: Any, seed: int = 0, text_encoder: Any = None) -> Any:
+    """``ganforge.load(run).story(descriptions)`` -> stories (N, T, 3, H, W); a .txt or .json file of
+    sentences needs ``text_encoder``, a local sentence-transformers folder."""
     from ganforge.models.storygan.story import tell_stories
 
-    return tell_stories(gen, descriptions, seed)
+    return tell_stories(gen, descriptions, seed, text_encoder)
 
 
 def _data_story_helper(gen: Any, index: int) -> Any:

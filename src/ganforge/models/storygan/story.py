@@ -141,13 +141,14 @@ def draw_stories(generator: torch.nn.Module, descriptions: torch.Tensor, seed: i
 
 
 @torch.no_grad()
-def tell_stories(gen: torch.nn.Module, descriptions: torch.Tensor | np.ndarray | str | Path, seed: int = 0
-                 ) -> torch.Tensor:
+def tell_stories(gen: torch.nn.Module, descriptions: torch.Tensor | np.ndarray | str | Path, seed: int = 0,
+                 text_encoder: str | Path | None = None) -> torch.Tensor:
     """Stories (N, T, 3, H, W) in [-1, 1] on the CPU for ``descriptions``: an (N, T, D) array of
-    description vectors, or a file as ``ganforge story --descriptions`` reads it."""
+    description vectors, or a file as ``ganforge story --descriptions`` reads it (sentences through
+    the local ``text_encoder``)."""
     m = gen.model_config
     if isinstance(descriptions, (str, Path)):
-        descriptions = read_descriptions(descriptions, m.video_len, m.text_dim)
+        descriptions = read_descriptions(descriptions, m.video_len, m.text_dim, text_encoder)
     descriptions = torch.as_tensor(descriptions, dtype=torch.float32)
     if descriptions.dim() != 3 or tuple(descriptions.shape[1:]) != (m.video_len, m.text_dim):
         raise ValueError(f"descriptions must be (N, {m.video_len}, {m.text_dim}) for this model; "
