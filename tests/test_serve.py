@@ -124,6 +124,15 @@ def test_a_missing_gradio_is_a_clear_message(runs, monkeypatch, capsys):
     assert "pip install 'ganforge[serve]'" in capsys.readouterr().err
 
 
+def test_a_port_in_use_is_named_before_serving(runs, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", str(runs["noise"]), "--port", str(port)]) == 2
+    assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -36,6 +36,22 @@ def run(args: argparse.Namespace) -> int:
     except GradioMissing as err:
         print(f"ganforge serve: {err}", file=sys.stderr)
         return 2
+    if not port_is_free(args.host, args.port):
+        print(f"ganforge serve: error: port {args.port} on {args.host} is in use (another page or program?); "
+              f"pick another with --port", file=sys.stderr)
+        return 2
     print(f"serving {args.source} at http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
     launch(page, args.host, args.port, block=True)
     return 0
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on host:port now."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
