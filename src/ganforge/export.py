@@ -79,6 +79,8 @@ def _write_torchscript(gen: LoadedGenerator, out: Path) -> Path:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)  # deprecation, said once in the README
         warnings.filterwarnings("ignore", category=DeprecationWarning)
+        # shape checks inside norm layers become constants: right for the traced image size, the only one
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         traced = torch.jit.trace(gen.net, gen.make_inputs(1, 0))
         traced.save(str(path))
     return path
@@ -89,8 +91,10 @@ def _write_onnx(gen: LoadedGenerator, out: Path) -> Path:
     path = out / "generator.onnx"
     names = [f"input_{i}" for i in range(len(example))]
     try:
-        torch.onnx.export(gen.net, example, str(path), input_names=names, output_names=["images"],
-                          dynamic_shapes=_batch_dims(example), dynamo=True, external_data=False)
+        with warnings.catch_warnings():  # every input shares the one batch axis, which is what we ask for
+            warnings.filterwarnings("ignore", message="# The axis name: batch will not be used")
+            torch.onnx.export(gen.net, example, str(path), input_names=names, output_names=["images"],
+                              dynamic_shapes=_batch_dims(example), dynamo=True, external_data=False)
     except ImportError as err:
         raise RuntimeError(f"ONNX export needs the onnx and onnxscript packages: pip install 'ganforge[onnx]' ({err})") from None
     return path
