@@ -150,17 +150,20 @@ def _read_picture(path: str | Path, what: str) -> np.ndarray:
     """The picture file an upload left on disk, as an RGB uint8 array, or a ServeError naming it."""
     from PIL import Image, UnidentifiedImageError
 
+    unreadable = ServeError(f"the {what} '{Path(path).name}' is not a picture this page can read (PNG, JPEG, "
+                            f"WebP, BMP or GIF)")
     try:
-        with Image.open(path) as picture:
-            if max(picture.size) > MAX_UPLOAD_SIDE:
-                raise ServeError(f"the {what} '{Path(path).name}' is {picture.size[0]}x{picture.size[1]} pixels; at "
-                                 f"most {MAX_UPLOAD_SIDE} on a side, please")
+        picture = Image.open(path)
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise unreadable from None
+    with picture:  # the size is read from the header: a huge picture is refused before it is decoded
+        if max(picture.size) > MAX_UPLOAD_SIDE:
+            raise ServeError(f"the {what} '{Path(path).name}' is {picture.size[0]}x{picture.size[1]} pixels; at "
+                             f"most {MAX_UPLOAD_SIDE} on a side, please")
+        try:
             return np.asarray(picture.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        if isinstance(err, ServeError):
-            raise
-        raise ServeError(f"the {what} '{Path(path).name}' is not a picture this page can read (PNG, JPEG, WebP, "
-                         f"BMP or GIF)") from None
+        except (OSError, ValueError):  # a header that reads but pixel data that does not
+            raise unreadable from None
 
 
 def read_upload(model: ServedModel, image: Any, what: str = "image") -> torch.Tensor:

@@ -359,7 +359,8 @@ class Trainer:
     def train_step(self, sums: dict[str, torch.Tensor] | None = None, phase_repeats: int | None = None) -> list[tuple[str, torch.Tensor]]:
         """Run every phase due at ``self.step``; returns (phase, total loss) pairs, not yet synced."""
         self.ctx.step = self.step
-        self._seed_augment()
+        if self.cfg.train.diffaugment:
+            self._seed_augment()
         factor = self._lr_factor(self.step)
         for name, opt in self.recipe.optimizers.items():
             for group, base in zip(opt.param_groups, self.base_lrs[name]):
