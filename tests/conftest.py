@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 
 @pytest.fixture(autouse=True)
@@ -35,3 +36,12 @@ def empty_weight_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("GANFORGE_WEIGHTS_DIR", str(tmp_path / "weights"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     return tmp_path / "weights"
+
+
+@pytest.fixture
+def float64_default():
+    """float64 as the default dtype for one test (step references made in float64)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

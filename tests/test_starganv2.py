@@ -195,15 +195,6 @@ def tiny(out, data_path, **extra) -> list[str]:
 STEP_REFERENCE = REPO / "tests" / "data" / "starganv2_official_step.pt"
 
 
-@pytest.fixture
-def float64_default():
-    """float64 as the default dtype for one test (the step reference was made in float64)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 # The official widths at 2**9: the parameter counts its Solver printed (G, F, E, D).
 STEP_CASES = {0.0: (STEP_REFERENCE, [112_643, 3_259_072, 443_728, 419_347]),
               1.0: (STEP_REFERENCE.with_name("starganv2_official_step_hpf1.pt"), [423_139, 3_259_072, 443_728, 419_347])}

@@ -352,3 +352,18 @@ def apply_overrides(raw: dict[str, Any], overrides: typing.Sequence[str]) -> dic
             node = child
         node[keys[-1]] = value
     return raw
+
+
+def model_classes(configured: int, data_classes: int) -> int:
+    """The model's number of classes: ``model.num_classes``, or the data's when 0 (the checkpoint's config
+    keeps the number); unlabelled data: one class. A mismatch is an error naming both."""
+    if configured == 0:
+        return max(data_classes, 1)
+    if not data_classes and configured > 1:
+        raise ConfigError(f"model.num_classes={configured} but the data has no class labels: use data.classes=true "
+                          f"(image_folder: a sub-folder per class; cifar, fashion_mnist), data.view=class (shapes), "
+                          f"or model.num_classes=1 for an unconditional model")
+    if data_classes and data_classes != configured:
+        raise ConfigError(f"model.num_classes={configured} but the data has {data_classes} classes; set "
+                          f"model.num_classes={data_classes} (or 0 to take it from the data)")
+    return configured

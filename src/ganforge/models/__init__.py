@@ -1,3 +1,3 @@
 """GAN families. Importing this package registers every family."""
 
-from ganforge.models import biggan, dcgan, stargan, starganv2, storygan  # noqa: F401
+from ganforge.models import biggan, dcgan, r3gan, stargan, starganv2, storygan  # noqa: F401

@@ -57,6 +57,9 @@ class Recipe:
     phases: list[Phase]
     generator: str = "G"  # the network that EMA tracks and that sampling and export use
     lr_schedule: Callable[[int], float] | None = None  # factor of the base lr at a step; None: trainer's
+    # The EMA's decay at a step (0-based, the step just trained), for recipes that schedule it (a half-life
+    # in images that grows over training); None: train.ema.decay from train.ema.start on.
+    ema_decay: Callable[[int], float] | None = None
     # EMA of buffers too (some official codes average the whole state dict, BN statistics and SN vectors included);
     # False copies them (StyleGAN, the default).
     ema_averages_buffers: bool = False

@@ -404,7 +404,8 @@ class Trainer:
         if self.ema is not None:
             ema = self.cfg.train.ema
             # Counted from 1 like the official codes' itr: with start=1000 updates 1..999 copy, 1000 on average.
-            update_ema(self.ema, self.generator, self.step + 1, ema.decay, ema.start,
+            decay = ema.decay if self.recipe.ema_decay is None else self.recipe.ema_decay(self.step)
+            update_ema(self.ema, self.generator, self.step + 1, decay, ema.start,
                        average_buffers=self.recipe.ema_averages_buffers)
         return totals
 

@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ganforge.config import ConfigError, RunConfig, bounded, non_negative, positive
+from ganforge.config import ConfigError, RunConfig, bounded, model_classes, non_negative, positive
 from ganforge.losses import LecamAnchors, discriminator_loss_parts, lecam_step
 from ganforge.models.biggan.losses import add_ortho_gradient, compute_g_loss, discriminator_scores
 from ganforge.models.biggan.networks import BigganDiscriminator, BigganGenerator
@@ -67,21 +67,6 @@ class BigganRecipeConfig:
 def class_labels(batch: dict[str, torch.Tensor], n: int) -> torch.Tensor:
     """The batch's labels; an unlabelled dataset (checked at build: a 1-class model) is all class 0."""
     return batch["label"] if "label" in batch else torch.zeros(n, dtype=torch.long)
-
-
-def model_classes(configured: int, data_classes: int) -> int:
-    """The model's number of classes: ``model.num_classes``, or the data's when 0 (the checkpoint's config
-    keeps the number); unlabelled data: one class. A mismatch is an error naming both."""
-    if configured == 0:
-        return max(data_classes, 1)
-    if not data_classes and configured > 1:
-        raise ConfigError(f"model.num_classes={configured} but the data has no class labels: use data.classes=true "
-                          f"(image_folder: a sub-folder per class; cifar, fashion_mnist), data.view=class (shapes), "
-                          f"or model.num_classes=1 for an unconditional model")
-    if data_classes and data_classes != configured:
-        raise ConfigError(f"model.num_classes={configured} but the data has {data_classes} classes; set "
-                          f"model.num_classes={data_classes} (or 0 to take it from the data)")
-    return configured
 
 
 def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
