@@ -23,6 +23,8 @@ Written into ``--out``:
   losses; ``Sampler.__init__`` accepts the data source the official sampler hands it (torch 2.x
   dropped that argument), and Adam's ``betas=[0, 0]`` are given as floats (this torch refuses ints). ``step.pt`` holds the initial weights, the inputs and the losses; ``step-snapshot.pkl`` is the network snapshot the loop pickled after the second
   iteration, exactly as it writes it.
+- ``augment.pt``: the official ``training.augment.AugmentPipe`` with ``train.py``'s ``--aug=1``
+  settings on seeded colour and grey images at p 0.6 and 1, torch's generator seeded before each call.
 - ``bf16-snapshot.pkl`` and ``bf16.pt``: one iteration of the same loop in float32 with two bf16
   stages (the official FP16Stages) and the default operators, as the released pickles hold them, for the importer's reading of stage precisions; ``bf16.pt`` holds
   the snapshot's G_ema outputs with every stage switched to float32, for comparison at 1e-5.
@@ -278,6 +280,28 @@ def bf16_reference(work: Path, out: Path) -> None:
     torch.save({"z": z, "y": y, "G_ema": images}, out / "bf16.pt")
 
 
+AUGMENT = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1, brightness=0.5, contrast=0.5,
+               lumaflip=0.5, hue=0.5, saturation=0.5, cutout=1)  # train.py's --aug=1
+
+
+def augment_reference() -> dict[str, torch.Tensor]:
+    """The official AugmentPipe (train.py's --aug=1 settings) on seeded images: colour and grey, two
+    probabilities, each with the global generator seeded before the call."""
+    from training.augment import AugmentPipe
+
+    pipe = AugmentPipe(**AUGMENT)
+    gen = torch.Generator().manual_seed(9)
+    out: dict[str, torch.Tensor] = {}
+    for channels in (3, 1):
+        images = torch.rand(6, channels, 16, 16, generator=gen) * 2 - 1
+        out[f"c{channels}/images"] = images
+        for p in (0.6, 1.0):
+            pipe.p.copy_(torch.tensor(p))
+            torch.manual_seed(100 + channels)
+            out[f"c{channels}/p{p}"] = pipe(images)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--official", required=True, type=Path, help="a checkout of brownvc/R3GAN")
@@ -286,6 +310,7 @@ def main() -> None:
     sys.path.insert(0, str(args.official.resolve()))
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(official_networks(), args.out / "networks.pt")
+    torch.save(augment_reference(), args.out / "augment.pt")
     with tempfile.TemporaryDirectory() as tmp:
         step_reference(Path(tmp), args.out)
         bf16_reference(Path(tmp), args.out)

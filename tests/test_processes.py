@@ -97,6 +97,18 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     assert a["data_position"] == b["data_position"] == 3 * 2 * 8  # 3 steps x n_critic 2 batches of 8
 
 
+def train_on_one_and_two_processes(tmp_path, preset, args):
+    """Train ``preset`` into tmp_path/one/r (one process) and tmp_path/two/r (torchrun, 2 processes);
+    the first logged line of each."""
+    single = run_cli(["train", preset, f"out_dir={tmp_path / 'one'}", "name=r", *args])
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp = subprocess.run([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganforge",
+                          "train", preset, f"out_dir={tmp_path / 'two'}", "name=r", *args],
+                         env=python_env(), capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    return [json.loads(open(tmp_path / d / "r" / "metrics.jsonl").readline()) for d in ("one", "two")]
+
+
 def test_biggan_two_process_ddp_matches_one_process(tmp_path):
     # Global-batch BN in G, SN power iterations on identical weights, hinge means averaged over
     # ranks: a 2-process BigGAN run is the 1-process run up to float reduction order.
@@ -105,13 +117,7 @@ def test_biggan_two_process_ddp_matches_one_process(tmp_path):
             "train.log_every": 1, "train.progress": False, "train.tensorboard": False, "eval.every": 0,
             "runtime.precision": "fp32", "runtime.channels_last": False, "runtime.device": "cpu"}
     args = [f"{k}={v}" for k, v in base.items()]
-    single = run_cli(["train", "biggan/shapes", f"out_dir={tmp_path / 'one'}", "name=r", *args])
-    assert single.returncode == 0, single.stderr[-3000:]
-    ddp = subprocess.run([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganforge",
-                          "train", "biggan/shapes", f"out_dir={tmp_path / 'two'}", "name=r", *args],
-                         env=python_env(), capture_output=True, text=True, timeout=300)
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
-    first = [json.loads(open(tmp_path / d / "r" / "metrics.jsonl").readline()) for d in ("one", "two")]
+    first = train_on_one_and_two_processes(tmp_path, "biggan/shapes", args)
     for key in ("D/loss_real", "D/loss_fake", "G/loss"):
         assert first[1][key] == pytest.approx(first[0][key], rel=1e-4, abs=1e-6), key
     # Weights (2+ dims) agree to a small fraction of how far training moved them. Biases are left
@@ -128,6 +134,25 @@ def test_biggan_two_process_ddp_matches_one_process(tmp_path):
             gap = (a["networks"][net][key] - b["networks"][net][key]).norm()
             assert moved > 0, f"{net}.{key} did not train"
             assert gap <= 1e-2 * moved, f"{net}.{key}: gap {gap:.3g} vs moved {moved:.3g}"
+
+
+def test_r3gan_two_process_ddp_matches_one_process(tmp_path):
+    # The penalties are per-sample sums and the losses means over the batch: with the noise of the
+    # global batch drawn on every rank, a 2-process run is the 1-process run up to reduction order.
+    # Augmentation is off here (its draws differ per rank, as they should).
+    base = {"model.image_size": 16, "data.image_size": 16, "model.widths": "[8,8,8]", "model.cardinalities": "[2,2,2]",
+            "model.blocks": "[1,1,1]", "data.length": 64, "data.num_workers": 0, "train.batch_size": 8,
+            "train.steps": 2, "train.ckpt_every": 2, "train.log_every": 1, "train.progress": False,
+            "train.tensorboard": False, "runtime.device": "cpu", "recipe.augment_p": 0, "recipe.decay_nimg": 16}
+    args = [f"{k}={v}" for k, v in base.items()]
+    first = train_on_one_and_two_processes(tmp_path, "r3gan/shapes", args)
+    for key in ("D/adversarial", "D/r1", "D/r2", "G/loss"):
+        assert first[1][key] == pytest.approx(first[0][key], rel=1e-4, abs=1e-6), key
+    a, b = weights(tmp_path / "one" / "r"), weights(tmp_path / "two" / "r")
+    for net in ("G", "D"):
+        for key, w in a["networks"][net].items():
+            if w.is_floating_point():
+                assert torch.allclose(w, b["networks"][net][key], rtol=1e-3, atol=1e-5), f"{net}.{key}"
 
 
 def test_ddp_with_diffaugment_resumes_bit_for_bit(tmp_path):

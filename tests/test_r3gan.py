@@ -10,8 +10,10 @@ import sys
 import pytest
 import torch
 
-from gfhelpers import REPO, assert_latest_checkpoints_equal, assert_official_output, check_exports, fill_by_key_order
+from gfhelpers import (REPO, assert_latest_checkpoints_equal, assert_official_output, check_exports, fill_by_key_order,
+                       grid_size)
 from ganforge.config import ConfigError
+from ganforge.layers.augment_pipe import R3GAN_AUGMENT, AugmentPipe, sample_bilinear
 from ganforge.models.r3gan.losses import discriminator_loss, zero_centered_penalty
 from ganforge.models.r3gan.networks import R3ganDiscriminator, R3ganGenerator, R3ganModelConfig
 from ganforge.models.r3gan.official import ganforge_key, import_official, read_snapshot
@@ -141,6 +143,39 @@ def test_schedules_follow_the_official_cosine_decay():
     assert cosine_decay(5, 1.0, 0.0, 10) == pytest.approx(0.5)
 
 
+def test_augment_pipe_equals_the_official_one():
+    """StyleGAN2-ADA's pipeline with R3GAN's --aug=1 settings, on the same seeded draws, gives the official
+    pipeline's images (colour and grey, two probabilities)."""
+    ref = torch.load(OFFICIAL / "augment.pt", weights_only=True)
+    pipe = AugmentPipe(R3GAN_AUGMENT)
+    for channels in (3, 1):
+        for p in (0.6, 1.0):
+            out = pipe(ref[f"c{channels}/images"], p, torch.Generator().manual_seed(100 + channels))
+            assert_official_output(out, ref[f"c{channels}/p{p}"])
+
+
+def test_augment_pipe_is_differentiable_twice_and_seeded():
+    pipe = AugmentPipe(R3GAN_AUGMENT)
+    x = torch.randn(3, 3, 16, 16, requires_grad=True)
+    w = torch.randn(3, 16, 16)
+    score = (pipe(x, 1.0, torch.Generator().manual_seed(0)) * w).sum([1, 2, 3]) ** 2
+    r1 = zero_centered_penalty(x, score)  # the penalty differentiates through the augmentation
+    r1.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    a = pipe(x.detach(), 0.7, torch.Generator().manual_seed(4))
+    assert torch.equal(a, pipe(x.detach(), 0.7, torch.Generator().manual_seed(4)))
+    assert not torch.equal(a, pipe(x.detach(), 0.7, torch.Generator().manual_seed(5)))
+    # p = 0 changes nothing but the resampling round trip (the official pipeline runs it at any p)
+    assert (pipe(x.detach(), 0.0, torch.Generator().manual_seed(4)) - x).abs().max() < 0.05
+
+
+def test_bilinear_gathers_equal_grid_sample():
+    x = torch.randn(2, 3, 9, 7)
+    grid = torch.rand(2, 5, 6, 2) * 2.4 - 1.2  # some points outside the image: zeros there
+    expected = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    assert torch.allclose(sample_bilinear(x, grid), expected, atol=1e-6)
+
+
 # ----------------------------------------------------------------------------------------------
 # the training loop against the official one
 
@@ -149,7 +184,7 @@ def test_two_training_iterations_equal_the_official_loop(tmp_path, float64_defau
     """Two trainer steps from the official initial weights, on the official loop's batches and noise, in
     float64: every loss the official loop reported, and G, D, the EMA and both Adam states after them."""
     ref = torch.load(OFFICIAL / "step.pt", weights_only=True)
-    overrides = tiny(tmp_path, **SMALL, **{"recipe.lr": 2e-4, "recipe.lr_final": 5e-5, "recipe.gamma": 0.5,
+    overrides = tiny(tmp_path, **SMALL, **{"recipe.augment_p": 0, "recipe.lr": 2e-4, "recipe.lr_final": 5e-5, "recipe.gamma": 0.5,
                                            "recipe.gamma_final": 0.05, "recipe.decay_nimg": 8,
                                            "recipe.ema_nimg": 8, "data.view": "domains"})
     trainer = Trainer(load_config("r3gan/shapes", [*overrides, "model.num_classes=3"]))
@@ -284,6 +319,17 @@ def test_bf16_stages_train_on_the_cpu(tmp_path):
     result = train(load_config("r3gan/shapes", tiny(tmp_path, **{"runtime.precision": "bf16",
                                                                   "model.bf16_stages": "[-1,-2]", "train.steps": 2})))
     assert result.status == "finished"
+
+
+def test_sample_verb_draws_class_sheets_and_grids(r3gan_run, tmp_path, capsys):
+    from ganforge.cli import main
+
+    assert main(["sample", str(r3gan_run), "--mode", "sheet", "--classes", "0-2", "--per-class", "4",
+                 "--out", str(tmp_path / "sheet.png")]) == 0
+    assert grid_size(tmp_path / "sheet.png") == (4 * 18 + 2, 3 * 18 + 2)  # 16 px images, 2 px gaps
+    assert main(["sample", str(r3gan_run), "--n", "6", "--out", str(tmp_path / "grid.png")]) == 0
+    assert main(["sample", str(r3gan_run), "--mode", "sheet", "--classes", "17-18"]) == 2
+    assert "outside 0..17" in capsys.readouterr().err
 
 
 def test_export_takes_noise_and_classes(r3gan_run, tmp_path):

@@ -163,6 +163,7 @@ def test_data_write_exports_real_sets_as_class_folders(tmp_path, capsys):
 REAL_PRESETS = {  # preset -> what it needs; each trains one step at its own size
     "wgan_gp/fashion_mnist": needs_fmnist, "dcgan/fashion_mnist": needs_fmnist,
     "biggan/fashion_mnist": needs_fmnist, "biggan/emoji": needs_font, "starganv2/emoji": needs_font,
+    "r3gan/fashion_mnist": needs_fmnist,
 }
 
 

@@ -11,7 +11,8 @@ import torch
 
 from ganforge.load import LoadedGenerator, generator_from_opened
 from ganforge.models.biggan import sampling
-from ganforge.sample.grid import GridLabels, save_grid
+from ganforge.sample.classes import parse_classes, sheet_labels
+from ganforge.sample.grid import save_grid
 from ganforge.sample.noise import draw_from_noise, output_base
 
 
@@ -23,10 +24,10 @@ def draw(opened: Any, args: argparse.Namespace) -> int:
     tag = f"-trunc{args.truncation}" if args.truncation else ""
     base = output_base(args.source) / "samples"
     if args.mode == "sheet":
-        classes = parse_classes(args.classes, gen)
+        classes = parse_classes(args.classes, int(getattr(gen.model_config, "num_classes", 0) or 0))
         images, nrow = sampling.class_sheet(gen, classes, args.per_class, args.seed, args.truncation)
         out = save_grid(images, Path(args.out or base / f"sheet-seed{args.seed}{tag}.png"), nrow=nrow,
-                        labels=sheet_labels(opened, gen, classes, args))
+                        labels=sheet_labels(opened, gen.weights, classes, args))
     elif args.mode == "interpolate":
         kind = args.interp or "zy"
         images, nrow = sampling.interpolation_sheet(gen, args.rows, args.steps - 2, kind, args.seed, args.truncation)
@@ -37,18 +38,6 @@ def draw(opened: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def sheet_labels(opened: Any, gen: LoadedGenerator, classes: list[int], args: argparse.Namespace) -> GridLabels:
-    """A row label per class (its name where the run's data tells it, else its number) and a title."""
-    from ganforge.data import class_names
-
-    data = (opened.record or {}).get("config", {}).get("data", {}) if opened.record is not None else {}
-    names = class_names(data) or []
-    trunc = f", truncation {args.truncation}" if args.truncation else ""
-    return GridLabels(title=f"one row per class; each column shares one z (seed {args.seed}{trunc}; {gen.weights} "
-                            f"weights, step {opened.step})",
-                      rows=[f"{c}: {names[c]}" if c < len(names) else f"class {c}" for c in classes])
-
-
 def _truncated_inputs(gen: LoadedGenerator, truncation: float | None):  # noqa: ANN202
     def inputs_for(n: int, seed: int) -> tuple[torch.Tensor, ...]:
         z, y = gen.make_inputs(n, seed)
@@ -57,24 +46,3 @@ def _truncated_inputs(gen: LoadedGenerator, truncation: float | None):  # noqa: 
         return z, y
 
     return inputs_for
-
-
-def parse_classes(text: str | None, gen: LoadedGenerator) -> list[int]:
-    """``0-9`` or ``3,7,11`` -> class indices, checked against the model's class count."""
-    num = int(getattr(gen.model_config, "num_classes", 0) or 0)
-    if not text:
-        return list(range(min(num, 20)))
-    classes: list[int] = []
-    for part in text.split(","):
-        try:
-            if "-" in part:
-                lo, hi = (int(v) for v in part.split("-", 1))
-                classes += list(range(lo, hi + 1))
-            else:
-                classes.append(int(part))
-        except ValueError:
-            raise ValueError(f"--classes: '{part}' is not an index or a range like 0-9") from None
-    bad = [c for c in classes if not 0 <= c < num]
-    if bad:
-        raise ValueError(f"--classes: {bad} outside 0..{num - 1} (the model has {num} classes)")
-    return classes

@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from ganforge.layers.conditional_norm import StoredStatsNorm
 from ganforge.models.biggan.networks import BigganGenerator
+from ganforge.sample.classes import class_sheet as shared_class_sheet
 from ganforge.sample.noise import truncated_normal  # shared: the paper's truncation trick
 
 InterpolationKind = Literal["zy", "z", "y"]
@@ -59,24 +60,11 @@ def accumulate_standing_stats(net: nn.Module, accumulations: int = 16, batch_siz
         G.eval()
 
 
-@torch.no_grad()
 def class_sheet(net: nn.Module, classes: list[int], samples_per_class: int = 10, seed: int = 0,
                 truncation: float | None = None) -> tuple[torch.Tensor, int]:
-    """One row per class, ``samples_per_class`` samples each (the official sample sheets).
-
-    Column j uses the same z for every class, as the official sheets do."""
-    G = _base(net)
-    bad = [c for c in classes if not 0 <= c < G.cfg.num_classes]
-    if bad:
-        raise ValueError(f"classes {bad} are outside 0..{G.cfg.num_classes - 1}")
-    gen = torch.Generator().manual_seed(seed)
-    columns = []
-    y = torch.tensor(classes, dtype=torch.long, device=_device(G))
-    for _ in range(samples_per_class):
-        z = truncated_normal((len(classes), G.dim_z), truncation, gen).to(_device(G))
-        columns.append(G(z, y).float().cpu())
-    images = torch.stack(columns, 1).reshape(-1, *columns[0].shape[1:])  # row = class
-    return images, samples_per_class
+    """One row per class, ``samples_per_class`` samples each, column j sharing one z (the official
+    sample sheets; ``ganforge.sample.classes.class_sheet`` on the BigGAN generator)."""
+    return shared_class_sheet(_base(net), classes, samples_per_class, seed, truncation)
 
 
 @torch.no_grad()

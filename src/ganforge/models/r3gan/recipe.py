@@ -5,8 +5,9 @@ another batch of reals with fresh z (the relativistic G loss needs reals too). F
 labels of the reals they are paired with (class-conditional models). Everything that changes over
 training is a cosine decay over the images seen, ``step * batch_size``, from a base value to a final
 value reached at ``decay_nimg`` (and held after): the learning rate of both networks, D's
-penalty weight gamma, Adam's beta2 (beta1 is 0, eps 1e-8), and the EMA's half-life in images (from 0:
-the EMA starts as a copy of G). Each is read at the step being trained, as the official loop reads
+penalty weight gamma, Adam's beta2 (beta1 is 0, eps 1e-8), the EMA's half-life in images (from 0:
+the EMA starts as a copy of G), and the probability of StyleGAN2-ADA's augmentation of everything D
+sees (from 0; ``ganforge.layers.augment_pipe``, the official ``--aug=1`` operations). Each is read at the step being trained, as the official loop reads
 them at ``cur_nimg`` before counting the batch. A pure function of the step: resume needs no
 schedule state.
 
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 import torch
 
 from ganforge.config import ConfigError, RunConfig, bounded, model_classes, non_negative, positive
-from ganforge.models.r3gan.losses import discriminator_loss, generator_loss
+from ganforge.layers.augment_pipe import R3GAN_AUGMENT, AugmentPipe
+from ganforge.models.r3gan.losses import Augment, discriminator_loss, generator_loss, no_augment
 from ganforge.models.r3gan.networks import R3ganDiscriminator, R3ganGenerator
 from ganforge.train.phases import Phase, Recipe, RecipeContext
 
@@ -40,6 +42,9 @@ class R3ganRecipeConfig:
     beta2: float = bounded(0.9, ge=0.0, le=1.0)
     beta2_final: float = bounded(0.99, ge=0.0, le=1.0)
     ema_nimg: float = non_negative(5e6)  # the EMA's half-life in images at the end of the decay (from 0)
+    # StyleGAN2-ADA's pipeline with train.py's --aug=1 settings on everything D sees, its probability rising
+    # from 0 to augment_p over decay_nimg (the official aug_scheduler); 0: no augmentation.
+    augment_p: float = bounded(0.55, ge=0.0, le=1.0)
     decay_nimg: float = positive(2e7)
     adam_eps: float = positive(1e-8)
 
@@ -72,9 +77,27 @@ class Schedules:
     def beta2(self, step: int) -> float:
         return self._at(step, self.cfg.beta2, self.cfg.beta2_final)
 
+    def augment_p(self, step: int) -> float:
+        return self._at(step, 0.0, self.cfg.augment_p)
+
     def ema_decay(self, step: int) -> float:
         """The official ``0.5 ** (batch / max(ema_nimg, 1e-8))``: 0 (a copy) while the half-life is 0."""
         return 0.5 ** (self.batch_size / max(self._at(step, 0.0, self.cfg.ema_nimg), 1e-8))
+
+
+def _augmenter(sched: Schedules, ctx: RecipeContext, seed: int) -> Augment:
+    """The official preprocessor: the pipeline in float32 at the step's probability, back to the input's
+    dtype. Its draws come from a CPU stream seeded by (seed, rank, step) at the step's first call, so each
+    rank augments differently and a resume continues exactly without storing the stream."""
+    pipe, generator, seeded = AugmentPipe(R3GAN_AUGMENT), torch.Generator(), [-1]
+
+    def augment(x: torch.Tensor) -> torch.Tensor:
+        if seeded[0] != ctx.step:
+            generator.manual_seed(seed + 7919 * (1 + ctx.dist.rank) + 104_729 * ctx.step)
+            seeded[0] = ctx.step
+        return pipe(x.to(torch.float32), sched.augment_p(ctx.step), generator).to(x.dtype)
+
+    return augment
 
 
 def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
@@ -88,16 +111,17 @@ def build_recipe(cfg: RunConfig, ctx: RecipeContext) -> Recipe:
     opt_d = torch.optim.Adam(D.parameters(), lr=r.lr, betas=(0.0, r.beta2), eps=r.adam_eps)
     sched = Schedules(r, cfg.train.batch_size)
     n = ctx.local_batch
+    augment = _augmenter(sched, ctx, cfg.runtime.seed) if r.augment_p > 0 else no_augment
 
     def labels(batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
         return batch["label"].to(ctx.device) if m.conditional else None
 
     def d_step(batch):
         return discriminator_loss(G, D, ctx.randn(n, m.noise_dim), ctx.images(batch), labels(batch),
-                                  sched.gamma(ctx.step))
+                                  sched.gamma(ctx.step), augment)
 
     def g_step(batch):
-        return generator_loss(G, D, ctx.randn(n, m.noise_dim), ctx.images(batch), labels(batch))
+        return generator_loss(G, D, ctx.randn(n, m.noise_dim), ctx.images(batch), labels(batch), augment)
 
     def set_beta2(opt: torch.optim.Optimizer):
         def hook() -> None:
