@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from gfhelpers import assert_states_equal, tiny_overrides
+from gfhelpers import assert_latest_checkpoints_equal, assert_states_equal, tiny_overrides
 from ganforge.config import ConfigError
 from ganforge.presets import load_config, resolve
 from ganforge.losses import discriminator_loss, generator_loss, gradient_penalty
@@ -108,11 +108,21 @@ def test_run_names_cannot_write_outside_the_runs_folder(tmp_path, name):
     assert not (tmp_path / "escape").exists() and not (tmp_path / "runs").exists()
 
 
-def test_existing_run_is_not_overwritten(tmp_path):
-    cfg = load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="same", **{"train.steps": 3}))
-    train(cfg)
-    with pytest.raises(FileExistsError, match="ganforge resume"):
-        train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="same", **{"train.steps": 3})))
+def test_the_same_train_command_continues_its_run_and_a_different_config_is_refused(tmp_path):
+    train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="same", **{"train.steps": 3})))
+    before = load_checkpoint(latest_checkpoint(tmp_path / "same" / "checkpoints"))
+    with pytest.raises(ConfigError, match=r"another config \(recipe.lr_d: 0.0001 -> 0.0003; recipe.lr_g: 0.0001 -> "
+                                          r"0.0003\).*ganforge resume"):
+        train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="same", **{"train.steps": 3,
+                                                                                     "recipe.lr_g": 3e-4,
+                                                                                     "recipe.lr_d": 3e-4})))
+    again = train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="same", **{"train.steps": 3})))
+    assert again.step == 3  # nothing more to train; the checkpoint is untouched
+    assert_states_equal(before, load_checkpoint(latest_checkpoint(tmp_path / "same" / "checkpoints")))
+    further = train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="same", **{"train.steps": 6})))
+    assert further.step == 6
+    train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="fresh", **{"train.steps": 6})))
+    assert_latest_checkpoints_equal(tmp_path / "fresh", tmp_path / "same")  # continued exactly
 
 
 def test_resume_can_extend_a_finished_run(tmp_path, caplog):

@@ -300,6 +300,23 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def flat_items(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested plain-data config as ``{"dotted.key": value}`` (lists stay values)."""
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out |= flat_items(value, f"{prefix}{key}.")
+        return out
+    return {prefix[:-1]: tree}
+
+
+def differing_keys(saved: Any, given: Any, ignore: tuple[str, ...] = ()) -> list[str]:
+    """``key: saved -> given`` for every dotted key whose value differs between two plain-data configs."""
+    a, b = flat_items(to_dict(saved)), flat_items(to_dict(given))
+    return [f"{k}: {a.get(k, '(absent)')} -> {b.get(k, '(absent)')}" for k in sorted(set(a) | set(b))
+            if k not in ignore and a.get(k) != b.get(k)]
+
+
 # ----------------------------------------------------------------------------------------------
 # presets and overrides
 

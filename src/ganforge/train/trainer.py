@@ -763,13 +763,18 @@ def _one_step_fits(cfg: RunConfig) -> bool:
 
 
 def train(cfg: RunConfig, step_hook: Callable[[Trainer, int], None] | None = None) -> TrainResult:
-    """Start a new run from a resolved config.
+    """Start a new run from a resolved config, or continue the run of that name when it already has
+    checkpoints of the same config (the same command twice, or a torchrun restart, goes on where the
+    last checkpoint left off; only ``train.steps`` may differ, to train further).
 
     A run that fails before it wrote anything but its config (a missing data folder, a bad key the
     dataset checks) leaves no folder behind, so the next try can use the same name; a folder that
     existed before, or has anything else in it, is never touched."""
     if cfg.name is None:
         cfg.name = default_run_name(cfg)
+    safe_name(cfg.name)
+    if latest_checkpoint(Path(cfg.out_dir) / cfg.name / "checkpoints") is not None:
+        return _continue_same_run(cfg, step_hook)
     existed = (Path(cfg.out_dir) / cfg.name).exists()
     run_dir = prepare_run_dir(cfg)
     try:
@@ -778,6 +783,24 @@ def train(cfg: RunConfig, step_hook: Callable[[Trainer, int], None] | None = Non
         if not existed and env_info().is_main:
             _remove_if_only_config(run_dir)
         raise
+
+
+def _continue_same_run(cfg: RunConfig, step_hook: Callable[[Trainer, int], None] | None) -> TrainResult:
+    """``train`` on a run folder with checkpoints: resume it if its config.yaml is ``cfg`` (train.steps aside),
+    else a ConfigError naming every differing key."""
+    from ganforge.config import differing_keys, load_yaml
+
+    run_dir = Path(cfg.out_dir) / cfg.name
+    saved = load_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    differ = differing_keys(saved, cfg, ignore=("train.steps",))
+    if differ:
+        raise ConfigError(f"run '{run_dir}' has checkpoints of another config ({'; '.join(differ)}); the same "
+                          f"`ganforge train` continues a run only with its own config. Change it deliberately "
+                          f"with `ganforge resume {run_dir} key=value`, or pick another name=...")
+    if env_info().is_main:
+        log.warning("'%s' has checkpoints of this config: continuing it from the latest", run_dir)
+    steps = int(saved.get("train", {}).get("steps", cfg.train.steps))
+    return resume(run_dir, [f"train.steps={cfg.train.steps}"] if steps != cfg.train.steps else None, step_hook)
 
 
 def _remove_if_only_config(run_dir: Path) -> None:
