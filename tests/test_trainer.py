@@ -391,3 +391,22 @@ def test_compile_trains_as_eager_and_keeps_penalized_networks_eager(tmp_path):
 
     no_penalty = load_config("dcgan/shapes", tiny_overrides(tmp_path, **{"runtime.compile": "reduce-overhead"}))
     assert Trainer(no_penalty, run_dir=None).compiled == ["G", "D"]
+
+
+def test_time_based_checkpoints_come_between_step_based_ones(tmp_path, monkeypatch):
+    """train.ckpt_every_minutes: a checkpoint at the first step after that much time since the last one
+    (here a clock that advances 40 s per step against 1 minute), besides ckpt_every."""
+    import ganforge.train.trainer as trainer_module
+
+    import time
+    import types
+
+    ticks = iter(range(0, 10_000, 40))  # the trainer's clock alone: 40 s per reading
+    clock = types.SimpleNamespace(monotonic=lambda: float(next(ticks)), perf_counter=time.perf_counter,
+                                  time=time.time, sleep=time.sleep)
+    monkeypatch.setattr(trainer_module, "time", clock)
+    train(load_config("wgan_gp/shapes", tiny_overrides(tmp_path, name="t", **{
+        "train.steps": 7, "train.ckpt_every": 100, "train.ckpt_every_minutes": 1, "train.keep_last": 10})))
+    steps = [int(p.stem.split("-")[1]) for p in list_checkpoints(tmp_path / "t" / "checkpoints")]
+    # read at the start (0 s), then once per step (40, 80 s: due at step 2), once per save, ...
+    assert steps == [2, 4, 6, 7]

@@ -91,6 +91,9 @@ class TrainConfig:
     log_every: int = positive(50)
     sample_every: int = positive(500)
     ckpt_every: int = positive(1000)
+    # Also a checkpoint once this many minutes passed since the last one (0: off): bounds the work a crash
+    # loses whatever a step costs. Rank 0's clock decides; every rank saves at the same step.
+    ckpt_every_minutes: float = non_negative(0.0)
     keep_last: int = positive(3)  # checkpoints kept on disk
     # A NaN/Inf loss: `stop` (the last checkpoint stays) or `rollback`: reload the last checkpoint,
     # multiply every learning rate by nan_lr_factor and go on, at most nan_max_rollbacks times.

@@ -181,6 +181,7 @@ class Trainer:
         self.step = 0
         self.lr_scale = 1.0  # lowered by each NaN rollback (train.on_nan=rollback), checkpointed
         self.rollbacks = 0
+        self._last_save = time.monotonic()  # train.ckpt_every_minutes counts from the start and each checkpoint
         data_position = 0
         self.run_dir = run_dir
         if resume_from is not None:
@@ -308,6 +309,7 @@ class Trainer:
 
     def save(self) -> Path | None:
         """Write a checkpoint of the current step (rank 0 only); every rank waits for it."""
+        self._last_save = time.monotonic()
         path = None
         if self.is_main and self.run_dir is not None:
             path = save_checkpoint(self.run_dir / "checkpoints", self.step, self.state_dict(), self.cfg.train.keep_last)
@@ -422,24 +424,28 @@ class Trainer:
         items = used[phase.takes]
         return items[k % len(items)]
 
-    def _check_finite(self, totals: list[tuple[str, torch.Tensor]], stop_requested: bool) -> bool:
-        """Raise TrainingDiverged on a non-finite loss on any rank; returns whether any rank must stop."""
+    def _check_finite(self, totals: list[tuple[str, torch.Tensor]], stop_requested: bool,
+                      checkpoint_due: bool = False) -> tuple[bool, bool]:
+        """Raise TrainingDiverged on a non-finite loss on any rank; returns whether any rank must stop and
+        whether any rank (rank 0's clock) wants a time-based checkpoint, so that every rank agrees."""
+        asks = [float(stop_requested), float(checkpoint_due)]
         flags = torch.stack([torch.stack([t.float() for _, t in totals]).isfinite().all().float(),
-                             torch.tensor(float(stop_requested), device=totals[0][1].device)]) \
-            if totals else torch.tensor([1.0, float(stop_requested)])
+                             torch.tensor(asks[0], device=totals[0][1].device),
+                             torch.tensor(asks[1], device=totals[0][1].device)]) \
+            if totals else torch.tensor([1.0, *asks])
         if self.dist.world_size > 1:
             flags = flags.to(self.device)
-            # MIN of "finite" and MAX of "stop": negate the second to use one collective.
-            flags[1] = -flags[1]
+            # MIN of "finite", MAX of "stop" and "due": negate the last two to use one collective.
+            flags[1:] = -flags[1:]
             dist.all_reduce(flags, op=dist.ReduceOp.MIN)
-            flags[1] = -flags[1]
+            flags[1:] = -flags[1:]
         if flags[0].item() < 1.0:
             bad = next((name for name, t in totals if not torch.isfinite(t).all()), "another rank's phase")
             raise TrainingDiverged(
                 f"loss of phase '{bad}' became NaN/Inf at step {self.step}; training stopped without writing a "
                 f"checkpoint, so the last good one is intact. Try a lower learning rate, runtime.precision=fp32, "
                 f"or check the data for broken images.")
-        return flags[1].item() > 0
+        return flags[1].item() > 0, flags[2].item() > 0
 
     # ------------------------------------------------------------------------------------------
     # loop
@@ -537,7 +543,7 @@ class Trainer:
                     t_step = time.perf_counter()
                     totals = self.train_step(sums)
                     try:
-                        must_stop = self._check_finite(totals, stop.reason is not None)
+                        must_stop, due = self._check_finite(totals, stop.reason is not None, self._checkpoint_due())
                     except TrainingDiverged as err:
                         if not self._rollback(err):
                             raise
@@ -552,7 +558,7 @@ class Trainer:
                     if self.step % tr.log_every == 0 or self.step == tr.steps:
                         self._log_window(sums, window, bar)
                         sums = {}
-                    last_ckpt = self._save_sample_evaluate(last_ckpt)
+                    last_ckpt = self._save_sample_evaluate(last_ckpt, due)
                     if self.step_hook is not None:
                         self.step_hook(self, self.step)
                     if must_stop or stop.reason is not None:
@@ -579,12 +585,17 @@ class Trainer:
         bar.set_postfix({k.split("/")[0] + "_" + k.split("/")[-1]: f"{v:.3g}" for k, v in values.items()
                          if k.endswith("/loss")}, refresh=False)
 
-    def _save_sample_evaluate(self, last_ckpt: Path | None) -> Path | None:
+    def _checkpoint_due(self) -> bool:
+        """Whether ``train.ckpt_every_minutes`` have passed since the last checkpoint (rank 0's clock)."""
+        minutes = self.cfg.train.ckpt_every_minutes
+        return bool(minutes) and self.is_main and time.monotonic() - self._last_save >= minutes * 60
+
+    def _save_sample_evaluate(self, last_ckpt: Path | None, time_due: bool = False) -> Path | None:
         """The sample grid, checkpoint and evaluation due at this step; the latest checkpoint written."""
         tr, ev = self.cfg.train, self.cfg.eval
         if self.step % tr.sample_every == 0 or self.step == tr.steps:
             self.write_samples()
-        saved_now = self.step % tr.ckpt_every == 0 or self.step == tr.steps
+        saved_now = self.step % tr.ckpt_every == 0 or self.step == tr.steps or time_due
         if saved_now:
             last_ckpt = self.save()
         if ev.every and (self.step % ev.every == 0 or self.step == tr.steps):
