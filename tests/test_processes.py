@@ -18,7 +18,7 @@ from gfhelpers import PYTHON, assert_states_equal, python_env, tiny_overrides
 from ganforge.presets import load_config
 from ganforge.data import BatchStream
 from ganforge.data.image_folder import ImageFolderDataset
-from ganforge.run.checkpoint import latest_checkpoint, load_checkpoint
+from ganforge.run.checkpoint import checkpoint_step, latest_checkpoint, load_checkpoint
 from ganforge.train.trainer import Trainer
 
 pytestmark = pytest.mark.slow
@@ -198,6 +198,33 @@ def test_ddp_run_that_loses_a_process_stops_and_resumes_on_one(tmp_path):
     again = run_cli(["resume", str(tmp_path / "r"), f"train.steps={step + 2}"])  # on one process
     assert again.returncode == 0, again.stderr[-2000:]
     assert weights(tmp_path / "r")["step"] == step + 2
+
+
+def test_torchrun_restarts_a_killed_worker_and_the_run_ends_as_the_uninterrupted_one(tmp_path):
+    # Under `torchrun --max-restarts 1` a rank killed mid-run makes torchrun restart every worker with
+    # the same command; `ganforge train` on a run folder with checkpoints of its own config continues it
+    # from the latest, so the run finishes by itself with the weights of a run never interrupted.
+    extra = {"train.steps": 14, "train.ckpt_every": 2, "train.sample_every": 1000, "train.log_every": 1000,
+             "data.num_workers": 0}
+    torchrun = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--max-restarts=1",
+                "--monitor-interval=0.2", "-m", "ganforge", "train", "wgan_gp/shapes"]
+    straight = subprocess.run([*torchrun, *tiny_overrides(tmp_path / "a", name="r", **extra)], env=python_env(),
+                              capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    ckpts = tmp_path / "b" / "r" / "checkpoints"
+    with process_group([*torchrun, *tiny_overrides(tmp_path / "b", name="r", **extra)]) as proc:
+        deadline = time.time() + 120
+        while time.time() < deadline and (latest_checkpoint(ckpts) is None or
+                                          checkpoint_step(latest_checkpoint(ckpts)) < 4):
+            time.sleep(0.05)
+        workers = subprocess.run(["pgrep", "-f", f"[-]u -m ganforge train wgan_gp/shapes out_dir={tmp_path / 'b'}"],
+                                 capture_output=True, text=True).stdout.split()
+        assert len(workers) == 2, workers
+        os.kill(int(max(workers, key=int)), signal.SIGKILL)
+        _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err[-3000:]
+    assert "continuing it from the latest" in err  # the restarted workers went on from a checkpoint
+    assert_states_equal(weights(tmp_path / "a" / "r"), weights(tmp_path / "b" / "r"))
 
 
 def test_kill_9_at_any_moment_then_resume_equals_the_uninterrupted_run(tmp_path):

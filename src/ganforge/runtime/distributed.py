@@ -66,10 +66,16 @@ def init_distributed(device: torch.device, timeout_s: int = 600) -> DistInfo:
     info = env_info()
     if not info.enabled or dist.is_initialized():
         return info
-    kwargs = {}
+    kwargs: dict = {}
     if device.type != "cpu":
         kwargs["device_id"] = device
-    dist.init_process_group(backend=backend_for(device), timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
+    timeout = datetime.timedelta(seconds=timeout_s)
+    store, rank, world_size = next(dist.rendezvous("env://", timeout=timeout))
+    # Keys of their own for each torchrun restart: a restarted rank must never read the address a
+    # killed rank of the previous attempt left in the agent's store (it would connect to a dead port).
+    store = dist.PrefixStore(f"ganforge/attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+    dist.init_process_group(backend=backend_for(device), store=store, rank=rank, world_size=world_size,
+                            timeout=timeout, **kwargs)
     return info
 
 
