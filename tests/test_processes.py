@@ -155,6 +155,49 @@ def test_r3gan_two_process_ddp_matches_one_process(tmp_path):
                 assert torch.allclose(w, b["networks"][net][key], rtol=1e-3, atol=1e-5), f"{net}.{key}"
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_nodes_on_loopback_train_as_one_node_with_two_processes(tmp_path):
+    # Two torchrun invocations, one process each, meet through a c10d rendezvous on 127.0.0.1 as two
+    # nodes would; the run equals a 2-process single-node run with the same global batch, and only
+    # node 0's rank 0 writes (node 1 is pointed at another folder, which stays empty).
+    extra = {"train.steps": 3, "train.batch_size": 8, "train.ckpt_every": 3, "data.num_workers": 0}
+    single = subprocess.run([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                             "ganforge", "train", "wgan_gp/shapes", *tiny_overrides(tmp_path / "one", name="r", **extra)],
+                            env=python_env(), capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    port = _free_port()
+    nodes = []
+    for node in (0, 1):
+        cmd = [PYTHON, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={node}", "--nproc_per_node=1",
+               "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=loopback", "-m", "ganforge",
+               "train", "wgan_gp/shapes", *tiny_overrides(tmp_path / f"node{node}", name="r", **extra)]
+        nodes.append(subprocess.Popen(cmd, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, start_new_session=True))
+    try:
+        errs = [p.communicate(timeout=300)[1] for p in nodes]
+    finally:
+        for p in nodes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+    assert [p.returncode for p in nodes] == [0, 0], errs[0][-2000:] + errs[1][-2000:]
+    assert not (tmp_path / "node1" / "r" / "checkpoints").exists()  # rank 1 writes nothing
+    first = [json.loads(open(d / "r" / "metrics.jsonl").readline()) for d in (tmp_path / "one", tmp_path / "node0")]
+    for key in ("D/loss", "D/gp", "G/loss"):
+        assert first[1][key] == pytest.approx(first[0][key], rel=1e-4, abs=1e-6), key
+    a, b = weights(tmp_path / "one" / "r"), weights(tmp_path / "node0" / "r")
+    for net in ("G", "D"):
+        for key, w in a["networks"][net].items():
+            if w.is_floating_point():
+                assert torch.allclose(w, b["networks"][net][key], rtol=1e-3, atol=1e-5), f"{net}.{key}"
+
+
 def test_ddp_with_diffaugment_resumes_bit_for_bit(tmp_path):
     # Each rank draws its own augmentations from (seed, rank, step), so a 2-process run stopped at
     # step 2 and resumed by torchrun continues exactly as the uninterrupted one: rank 1's draws do not
