@@ -270,6 +270,77 @@ def test_torchrun_restarts_a_killed_worker_and_the_run_ends_as_the_uninterrupted
     assert_states_equal(weights(tmp_path / "a" / "r"), weights(tmp_path / "b" / "r"))
 
 
+def _assert_close_to(reference, run_dir):
+    """Weights within the DDP tolerance of ``reference``'s: a small fraction of how far training moved them."""
+    a, b = reference, weights(run_dir)
+    assert a["step"] == b["step"]
+    for net in ("G", "D"):
+        for key, w in a["networks"][net].items():
+            if w.is_floating_point():
+                assert torch.allclose(w, b["networks"][net][key], rtol=1e-3, atol=1e-5), f"{run_dir}: {net}.{key}"
+
+
+def test_a_run_resumes_on_another_number_of_processes(tmp_path):
+    # Checkpointed on 2 processes, resumed on 1 and on 2; checkpointed on 1, resumed on 2: each ends
+    # where the uninterrupted 2-process run ends (the global batch and data position come from the
+    # checkpoint, each rank's share is recomputed).
+    extra = {"train.steps": 4, "train.ckpt_every": 2, "data.num_workers": 0}
+    torchrun = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganforge"]
+
+    def launch(processes, *cli):
+        cmd = [*torchrun, *cli] if processes == 2 else [PYTHON, "-m", "ganforge", *cli]
+        done = subprocess.run(cmd, env=python_env(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    launch(2, "train", "wgan_gp/shapes", *tiny_overrides(tmp_path / "straight", name="r", **extra))
+    reference = weights(tmp_path / "straight" / "r")
+    for first in (2, 1):
+        launch(first, "train", "wgan_gp/shapes", *tiny_overrides(tmp_path / f"from{first}", name="r",
+                                                                  **{**extra, "train.steps": 2}))
+    import shutil
+
+    shutil.copytree(tmp_path / "from2", tmp_path / "from2b")
+    for folder, then in (("from2", 1), ("from2b", 2), ("from1", 2)):
+        launch(then, "resume", str(tmp_path / folder / "r"), "train.steps=4")
+        _assert_close_to(reference, tmp_path / folder / "r")
+
+
+def _rank_of(pid: int) -> int:
+    environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    return int(next(v for v in environ if v.startswith(b"RANK=")).split(b"=")[1])
+
+
+def test_a_rank_that_hangs_is_named_within_the_timeout(tmp_path):
+    # SIGSTOP freezes one rank mid-run: the other gives up after runtime.dist_timeout_s and names it,
+    # from the collectives each rank noted entering in torchrun's store.
+    args = tiny_overrides(tmp_path, name="r", **{"train.steps": 100000, "train.ckpt_every": 2, "data.num_workers": 0,
+                                                 "runtime.dist_timeout_s": 5})
+    with process_group([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                        "ganforge", "train", "wgan_gp/shapes", *args]) as proc:
+        ckpts = tmp_path / "r" / "checkpoints"
+        deadline = time.time() + 120
+        while time.time() < deadline and (latest_checkpoint(ckpts) is None or
+                                          checkpoint_step(latest_checkpoint(ckpts)) < 4):
+            time.sleep(0.05)
+        workers = [int(p) for p in subprocess.run(
+            ["pgrep", "-f", f"[-]u -m ganforge train wgan_gp/shapes out_dir={tmp_path}"],
+            capture_output=True, text=True).stdout.split()]
+        assert len(workers) == 2, workers
+        hung, other = max(workers), min(workers)
+        hung_rank = _rank_of(hung)
+        os.kill(hung, signal.SIGSTOP)
+        t0 = time.time()
+        while os.path.exists(f"/proc/{other}") and open(f"/proc/{other}/stat").read().split()[2] != "Z" \
+                and time.time() - t0 < 60:
+            time.sleep(0.1)
+        waited = time.time() - t0
+        os.kill(hung, signal.SIGCONT)  # let it find its peer gone, so torchrun ends without its 30 s grace
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert waited < 5 + 15, waited  # detected within the timeout (plus a step and the process exit)
+    assert f"no answer from rank {hung_rank} (last finished step" in err, err[-3000:]
+
+
 def test_kill_9_at_any_moment_then_resume_equals_the_uninterrupted_run(tmp_path):
     extra = {"train.steps": 24, "train.ckpt_every": 2, "train.sample_every": 1000, "train.log_every": 1000}
     straight = run_cli(["train", "wgan_gp/shapes", *tiny_overrides(tmp_path / "a", name="r", **extra)])

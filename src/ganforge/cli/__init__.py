@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ganforge.metrics.weights import WeightsError
     from ganforge.registry import RegistryError
     from ganforge.run.checkpoint import CheckpointError
+    from ganforge.runtime.distributed import PeerTimeout
     from ganforge.train.memory import DeviceMemoryError
     from ganforge.train.trainer import TrainingDiverged
 
@@ -75,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as err:
         print(f"ganforge {args.verb}: training diverged: {err}", file=sys.stderr)
         return 3
+    except PeerTimeout as err:
+        print(f"ganforge {args.verb}: a process stopped answering: {err}", file=sys.stderr)
+        return 4
     except ValueError as err:  # device, batch split and other validation errors raised before work
         if args.verbose:
             raise

@@ -6,7 +6,16 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
+from torch.distributed.nn.functional import all_reduce as _all_reduce
+
+from ganforge.runtime.distributed import arrive
+
+
+def differentiable_all_reduce(x: torch.Tensor) -> torch.Tensor:
+    """The sum over ranks, differentiable; counted as a collective of the step (a timeout names the rank
+    that never arrived)."""
+    arrive()
+    return _all_reduce(x)
 
 NORM_CHOICES = ("batch", "instance", "layer", "none")
 

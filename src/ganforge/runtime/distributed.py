@@ -74,9 +74,72 @@ def init_distributed(device: torch.device, timeout_s: int = 600) -> DistInfo:
     # Keys of their own for each torchrun restart: a restarted rank must never read the address a
     # killed rank of the previous attempt left in the agent's store (it would connect to a dead port).
     store = dist.PrefixStore(f"ganforge/attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+    _HEARTBEATS.update(store=store, rank=rank, arrived=0)
     dist.init_process_group(backend=backend_for(device), store=store, rank=rank, world_size=world_size,
                             timeout=timeout, **kwargs)
     return info
+
+
+# The rendezvous store (served by torchrun's agent, so it answers while a worker hangs): before each
+# collective of the training step a rank notes there how many it has entered, and after each step the
+# step it finished; a collective that times out then names the rank that never arrived.
+_HEARTBEATS: dict[str, object] = {}
+
+
+class PeerTimeout(RuntimeError):
+    """A collective got no answer from another rank within ``runtime.dist_timeout_s``."""
+
+
+def _note(key: str, value: int) -> None:
+    store = _HEARTBEATS.get("store")
+    if store is not None:
+        store.set(f"{key}/{_HEARTBEATS['rank']}", str(value))
+
+
+def arrive() -> None:
+    """Note that this rank enters one more collective (called before each one of the training step)."""
+    if "store" in _HEARTBEATS:
+        _HEARTBEATS["arrived"] = int(_HEARTBEATS.get("arrived", 0)) + 1
+        _note("arrived", int(_HEARTBEATS["arrived"]))
+
+
+def heartbeat(info: DistInfo, step: int) -> None:
+    """Note that this rank finished ``step`` (a no-op for one process)."""
+    if info.enabled:
+        _note("step", step)
+
+
+def _read(store: object, key: str) -> int | None:
+    try:
+        return int(store.get(key)) if store.check([key]) else None
+    except RuntimeError:  # the store itself is gone: nothing to read
+        return None
+
+
+def silent_ranks(info: DistInfo) -> dict[int, int | None]:
+    """The ranks that entered fewer collectives than this one, or every other rank when none did (one of
+    them stopped inside the collective); rank -> the last step it finished."""
+    store = _HEARTBEATS.get("store")
+    if store is None:
+        return {}
+    ours = int(_HEARTBEATS.get("arrived", 0))
+    others = {rank: _read(store, f"arrived/{rank}") or 0 for rank in range(info.world_size) if rank != info.rank}
+    behind = [rank for rank, count in others.items() if count < ours] or list(others)
+    return {rank: _read(store, f"step/{rank}") for rank in behind}
+
+
+def explain_timeout(err: Exception, info: DistInfo, step: int, timeout_s: int) -> PeerTimeout | None:
+    """A PeerTimeout naming the silent rank(s) for a collective that timed out or lost its peer; None for
+    any other error."""
+    text = str(err)
+    if not any(s in text for s in ("Timed out", "timed out", "Connection reset", "Connection closed")):
+        return None
+    silent = silent_ranks(info)
+    named = ", ".join(f"rank {r} (last finished step {last if last is not None else 'none'})"
+                      for r, last in sorted(silent.items())) or "another rank"
+    return PeerTimeout(f"rank {info.rank}: no answer from {named} within runtime.dist_timeout_s={timeout_s} s at "
+                       f"step {step}; it hung or was lost. The run stops here (its last checkpoint is intact); "
+                       f"`ganforge resume` continues it on any number of processes.")
 
 
 def shutdown() -> None:
@@ -93,6 +156,7 @@ def average_gradients(params: Iterable[torch.nn.Parameter], world_size: int) -> 
     if not grads:
         return
     flat = torch.cat([g.reshape(-1) for g in grads])
+    arrive()
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     flat /= world_size
     offset = 0

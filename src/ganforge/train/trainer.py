@@ -39,8 +39,8 @@ from ganforge.runtime.allocator import retain_freed_memory
 from ganforge.runtime.compile import compile_networks
 from ganforge.runtime.cpu import SlowdownWatch, apply_threads
 from ganforge.runtime.device import peak_memory_bytes, resolve_device, synchronize
-from ganforge.runtime.distributed import (average_gradients, barrier, broadcast_module, env_info,
-                                          init_distributed)
+from ganforge.runtime.distributed import (arrive, average_gradients, barrier, broadcast_module, env_info,
+                                          explain_timeout, heartbeat, init_distributed)
 from ganforge.runtime.precision import Precision
 from ganforge.runtime.progress import progress
 from ganforge.runtime.seed import capture_rng_state, restore_rng_state, seed_everything, set_deterministic
@@ -193,6 +193,7 @@ class Trainer:
         for net in self.recipe.networks.values():
             broadcast_module(net, self.dist.world_size)
         self.stream = self._open_stream(data_position)
+        heartbeat(self.dist, self.step)  # a rank that hangs in its first step is named with this step
         # Fixed inputs for the periodic sample grid: the same images every time, on every device.
         self.sample_inputs = None if self.recipe.sample is not None else \
             self.generator.make_inputs(tr.sample_count, torch.Generator().manual_seed(rt.seed + 1))
@@ -437,6 +438,7 @@ class Trainer:
             flags = flags.to(self.device)
             # MIN of "finite", MAX of "stop" and "due": negate the last two to use one collective.
             flags[1:] = -flags[1:]
+            arrive()
             dist.all_reduce(flags, op=dist.ReduceOp.MIN)
             flags[1:] = -flags[1:]
         if flags[0].item() < 1.0:
@@ -541,15 +543,15 @@ class Trainer:
             with _StopFlag() as stop:
                 while self.step < tr.steps:
                     t_step = time.perf_counter()
-                    totals = self.train_step(sums)
                     try:
-                        must_stop, due = self._check_finite(totals, stop.reason is not None, self._checkpoint_due())
+                        totals, must_stop, due = self._train_and_agree(sums, stop.reason is not None)
                     except TrainingDiverged as err:
                         if not self._rollback(err):
                             raise
                         sums, bar.n = {}, self.step
                         continue
                     self.step += 1
+                    heartbeat(self.dist, self.step)
                     window[1] += 1
                     bar.update(1)
                     slow = watch.add(time.perf_counter() - t_step)
@@ -584,6 +586,21 @@ class Trainer:
             self.logger.scalars(self.step, values)
         bar.set_postfix({k.split("/")[0] + "_" + k.split("/")[-1]: f"{v:.3g}" for k, v in values.items()
                          if k.endswith("/loss")}, refresh=False)
+
+    def _train_and_agree(self, sums: dict[str, Any], stop_requested: bool) -> tuple[list, bool, bool]:
+        """One step and the ranks' agreement on it (finite losses, stop, a time-based checkpoint); a
+        collective that times out on a silent peer becomes a PeerTimeout naming that rank."""
+        try:
+            totals = self.train_step(sums)
+            return (totals, *self._check_finite(totals, stop_requested, self._checkpoint_due()))
+        except TrainingDiverged:
+            raise
+        except RuntimeError as err:
+            timeout = explain_timeout(err, self.dist, self.step + 1, self.cfg.runtime.dist_timeout_s) \
+                if self.dist.enabled else None
+            if timeout is None:
+                raise
+            raise timeout from None
 
     def _checkpoint_due(self) -> bool:
         """Whether ``train.ckpt_every_minutes`` have passed since the last checkpoint (rank 0's clock)."""
