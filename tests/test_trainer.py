@@ -410,3 +410,14 @@ def test_time_based_checkpoints_come_between_step_based_ones(tmp_path, monkeypat
     steps = [int(p.stem.split("-")[1]) for p in list_checkpoints(tmp_path / "t" / "checkpoints")]
     # read at the start (0 s), then once per step (40, 80 s: due at step 2), once per save, ...
     assert steps == [2, 4, 6, 7]
+
+
+def test_default_run_name_under_torchrun_is_its_run_id(monkeypatch):
+    from ganforge.train.trainer import default_run_name
+
+    cfg = load_config("wgan_gp/shapes", [])
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job/42:a")
+    assert default_run_name(cfg) == "wgan_gp-shapes-job_42_a"  # the same on every rank and after a restart
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert default_run_name(cfg).startswith("wgan_gp-shapes-20")  # one process: the start time

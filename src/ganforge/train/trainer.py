@@ -77,7 +77,16 @@ class TrainResult:
 
 
 def default_run_name(cfg: RunConfig) -> str:
-    return f"{cfg.family}-{cfg.data.name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    """``family-data-`` and the start time; under torchrun its run id instead, which every rank shares
+    and a restart keeps (so a restarted command continues the same folder)."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "") if env_info().enabled else ""
+    tag = safe_run_id(run_id) if run_id else datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+    return f"{cfg.family}-{cfg.data.name}-{tag}"
+
+
+def safe_run_id(run_id: str) -> str:
+    """A torchrun run id as a folder-name tag (letters, digits, '-', '_'; at most 32 characters)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id)[:32]
 
 
 class _StopFlag:
