@@ -334,3 +334,23 @@ def test_sample_verb_draws_class_sheets_and_grids(r3gan_run, tmp_path, capsys):
 
 def test_export_takes_noise_and_classes(r3gan_run, tmp_path):
     check_exports(r3gan_run, 1, tmp_path, atol=1e-4)
+
+
+def test_the_page_serves_it_as_a_class_model_or_unconditionally(r3gan_run, tmp_path):
+    from ganforge.serve import model as drawing
+    from ganforge.serve.model import ServeError, open_model
+
+    served = open_model(r3gan_run)
+    assert served.kind == "class" and len(served.labels) == 18 and served.labels[0] == "red circle"
+    grid = drawing.class_grid(served, "green circle", 1.0, 0, 4)  # 2 x 2 images of 16 px, 2 px gaps
+    assert grid.shape == (2 + 2 * 18, 2 + 2 * 18, 3)
+    assert (grid == drawing.class_grid(served, "green circle", 1.0, 0, 4)).all()  # a seed draws the same
+    assert drawing.class_sheet(served, 0.0, 0, 2).shape == (2 + 18 * 18, 2 + 2 * 18, 3)
+    with pytest.raises(ServeError, match="purple"):
+        drawing.class_grid(served, "purple circle", 1.0, 0, 4)
+
+    assert train(load_config("r3gan/shapes", tiny(tmp_path, **{"train.steps": 1}))).status == "finished"
+    unconditional = open_model(tmp_path / "run")  # one class: the noise controls, no class picker
+    assert unconditional.kind == "noise" and unconditional.labels == []
+    assert drawing.noise_grid(unconditional, 3, 4).shape == (2 + 2 * 18, 2 + 2 * 18, 3)
+    assert drawing.interpolation(unconditional, 0, 1, 3).shape == (20, 2 + 3 * 18, 3)

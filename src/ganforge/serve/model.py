@@ -52,7 +52,10 @@ def open_model(source: str | Path, device: str = "cpu", weights: str = "ema",
 
     gen = load(source, weights=weights, device=device)
     kind = get_family(gen.family).kind
-    return ServedModel(gen, kind, _labels(gen, kind), str(source), text_encoder)
+    labels = _labels(gen, kind)
+    if kind == "class" and len(labels) < 2:  # a class family trained unconditionally has nothing to pick
+        kind, labels = "noise", []
+    return ServedModel(gen, kind, labels, str(source), text_encoder)
 
 
 def _labels(gen: Any, kind: str) -> list[str]:
