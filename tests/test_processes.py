@@ -341,6 +341,36 @@ def test_a_rank_that_hangs_is_named_within_the_timeout(tmp_path):
     assert f"no answer from rank {hung_rank} (last finished step" in err, err[-3000:]
 
 
+def test_sigterm_to_torchrun_stops_both_ranks_at_one_step_with_one_checkpoint(tmp_path):
+    # A scheduler's preemption: SIGTERM to torchrun, which passes it to every worker and kills them
+    # 30 s later. The stop is agreed in the per-step collective, so both ranks end after the same step
+    # (a rank that went on would wait in a collective and end with "no answer from rank"), and rank 0
+    # writes one checkpoint of that step, long before the grace ends.
+    args = tiny_overrides(tmp_path, name="r", **{"train.steps": 100000, "train.ckpt_every": 100000,
+                                                 "data.num_workers": 0, "runtime.dist_timeout_s": 5})
+    logs = tmp_path / "logs"
+    with process_group([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "--redirects=3", f"--log-dir={logs}", "-m", "ganforge", "train", "wgan_gp/shapes",
+                        *args]) as proc:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (tmp_path / "r" / "metrics.jsonl").is_file():
+            time.sleep(0.05)
+        time.sleep(1.0)
+        sent = time.time()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+        ended = time.time() - sent
+    checkpoints = sorted((tmp_path / "r" / "checkpoints").glob("step-*.pt"))
+    assert len(checkpoints) == 1, checkpoints
+    step = checkpoint_step(checkpoints[0])
+    assert step > 0 and checkpoints[0].stat().st_mtime - sent < 15
+    assert ended < 25, ended  # the workers ended by themselves, before torchrun's 30 s grace ran out
+    rank0 = next(logs.rglob("0/stdout.log")).read_text()
+    assert f"preempted at step {step}:" in rank0, rank0
+    rank1 = next(logs.rglob("1/stderr.log")).read_text()
+    assert "no answer" not in rank1 and "Traceback" not in rank1, rank1[-3000:]
+
+
 def test_kill_9_at_any_moment_then_resume_equals_the_uninterrupted_run(tmp_path):
     extra = {"train.steps": 24, "train.ckpt_every": 2, "train.sample_every": 1000, "train.log_every": 1000}
     straight = run_cli(["train", "wgan_gp/shapes", *tiny_overrides(tmp_path / "a", name="r", **extra)])
