@@ -198,6 +198,61 @@ def test_two_nodes_on_loopback_train_as_one_node_with_two_processes(tmp_path):
                 assert torch.allclose(w, b["networks"][net][key], rtol=1e-3, atol=1e-5), f"{net}.{key}"
 
 
+def test_a_node_that_joins_and_one_that_dies_under_elastic_torchrun(tmp_path):
+    # torchrun --nnodes 1:2 on loopback: node A trains alone; node B joins, so torchrun stops A's
+    # worker (SIGTERM: a checkpoint) and both continue from it as 2 ranks; B dies with its worker, so
+    # A's rank names the lost rank, torchrun restarts it alone, and it continues from the last
+    # checkpoint to the end. World size 1 -> 2 -> 1, the global batch and data position kept.
+    steps = 200
+    args = tiny_overrides(tmp_path, name="r", **{"train.steps": steps, "train.ckpt_every": 2, "train.keep_last": 1000,
+                                                 "data.num_workers": 0,
+                                                 "train.sample_every": 1000, "train.log_every": 1000,
+                                                 "runtime.dist_timeout_s": 5})
+    cmd = [PYTHON, "-m", "torch.distributed.run", "--nnodes=1:2", "--nproc_per_node=1", "--rdzv-backend=c10d",
+           f"--rdzv-endpoint=127.0.0.1:{_free_port()}", "--rdzv-id=elastic", "--max-restarts=3",
+           "--monitor-interval=0.5", "--rdzv-conf=last_call_timeout=1", "-m", "ganforge", "train",
+           "wgan_gp/shapes", *args]
+    env = {**python_env(), "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}  # else a joining node hangs the rendezvous
+    ckpts = tmp_path / "r" / "checkpoints"
+
+    def reached(step):
+        return latest_checkpoint(ckpts) is not None and checkpoint_step(latest_checkpoint(ckpts)) >= step
+
+    def wait_for(condition, what):
+        deadline = time.time() + 120
+        while not condition():
+            assert time.time() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.1)
+
+    node_a = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    node_b = None
+    try:
+        wait_for(lambda: reached(10), "node A's checkpoint 10")
+        node_b = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        wait_for(lambda: reached(1) and load_checkpoint(latest_checkpoint(ckpts))["world_size"] == 2,
+                 "a checkpoint of the two nodes")
+        b_worker = subprocess.run(["pgrep", "-P", str(node_b.pid)], capture_output=True, text=True).stdout.split()
+        assert len(b_worker) == 1, b_worker
+        for pid in (node_b.pid, int(b_worker[0])):  # the node dies: its agent and its worker
+            os.kill(pid, signal.SIGKILL)
+        out, _ = node_a.communicate(timeout=240)
+    finally:
+        for proc in filter(None, (node_a, node_b)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert node_a.returncode == 0, out[-3000:]
+    sizes = {checkpoint_step(p): load_checkpoint(p)["world_size"] for p in sorted(ckpts.glob("step-*.pt"))}
+    order = [size for step, size in sorted(sizes.items())]
+    assert order[0] == 1 and 2 in order and order[-1] == 1 and max(sizes) == steps, sizes
+    assert "preempted at step" in out  # B's arrival stopped A's worker with a checkpoint
+    assert "no answer from rank 1" in out  # B's loss was named, then A went on alone
+    assert out.count("continuing it from the latest") == 2
+    final = load_checkpoint(latest_checkpoint(ckpts))
+    assert final["data_position"] == steps * 8 * 2  # global batch 8, two D steps per step, whatever the size
+
+
 def test_ddp_with_diffaugment_resumes_bit_for_bit(tmp_path):
     # Each rank draws its own augmentations from (seed, rank, step), so a 2-process run stopped at
     # step 2 and resumed by torchrun continues exactly as the uninterrupted one: rank 1's draws do not
