@@ -8,6 +8,7 @@ evaluation exists is not trained again, so an interrupted matrix continues where
     .venv/bin/python benchmarks/seeds.py run seeds --jobs 2       # five seeds of each fast preset
     .venv/bin/python benchmarks/seeds.py run scarce --jobs 2      # BigGAN on 10% / 2% of Fashion-MNIST
     .venv/bin/python benchmarks/seeds.py run emoji                # StarGAN v2 on three emoji groups
+    .venv/bin/python benchmarks/seeds.py run equal_time --jobs 2  # R3GAN, BigGAN, WGAN-GP at equal CPU time
     .venv/bin/python benchmarks/seeds.py table seeds              # the markdown tables of benchmarks/README.md
 
 ``--jobs 2`` trains two runs at once with one thread each, which on 2 cores finishes a matrix sooner
@@ -81,6 +82,27 @@ TARGETS = {
 EVAL_OF = {"wgan_gp/demo": ORACLE_EVAL}
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How a preset trains in the equal-time comparison: its steps, evaluation interval, and its
+    seconds per step alone on 2 threads (`ganforge bench PRESET --steps 10 --warmup 3 --no-peak`)."""
+
+    steps: int
+    eval_every: int
+    s_per_step: float
+
+
+# R3GAN against the classics at equal CPU time, on shapes (oracle FID) and Fashion-MNIST (judge FID)
+EQUAL_TIME = {
+    "wgan_gp/demo": Budget(3000, 3000, 0.140),
+    "biggan/shapes": Budget(2000, 500, 0.204),
+    "r3gan/shapes": Budget(3000, 500, 0.374),
+    "wgan_gp/fashion_mnist": Budget(3000, 1000, 0.127),
+    "biggan/fashion_mnist": Budget(2000, 500, 0.213),
+    "r3gan/fashion_mnist": Budget(1500, 500, 0.383),
+}
+
+
 def experiment(name: str) -> list[Job]:
     """The runs of experiment ``name``."""
     if name == "seeds":
@@ -94,7 +116,26 @@ def experiment(name: str) -> list[Job]:
                 for f in (0.1, 0.02) for key, over in AUGMENT.items() for s in (0, 1)]
     if name == "emoji":
         return [Job("starganv2/emoji", s) for s in (0, 1)]
-    raise SystemExit(f"unknown experiment {name!r}: seeds, scarce or emoji")
+    if name == "equal_time":
+        return [job for preset in EQUAL_TIME for job in _equal_time_jobs(preset)]
+    raise SystemExit(f"unknown experiment {name!r}: seeds, scarce, emoji or equal_time")
+
+
+def _equal_time_jobs(preset: str) -> list[Job]:
+    """Seeds 0 and 1 of ``preset`` as the equal-time comparison trains it (the five-seed runs where
+    they are the same)."""
+    steps, every = EQUAL_TIME[preset].steps, EQUAL_TIME[preset].eval_every
+    if preset in TARGETS and steps == _steps_of(Job(preset, 0)):
+        return [Job(preset, s, extra_eval=tuple(EVAL_OF.get(preset, ()))) for s in (0, 1)]
+    over = (f"train.steps={steps}", f"eval.every={every}", "eval.n=1000")
+    extra = () if _has_eval(preset) else tuple(ORACLE_EVAL)
+    return [Job(preset, s, over, tag=f"{steps}steps", extra_eval=extra) for s in (0, 1)]
+
+
+def _has_eval(preset: str) -> bool:
+    from ganforge.presets import load_config
+
+    return bool(load_config(preset, []).eval.every)
 
 
 def last_eval(job: Job) -> dict | None:
@@ -119,7 +160,7 @@ def train(job: Job, threads: int) -> str:
     if done and done["step"] >= steps:
         return f"{job.name}: done before"
     extra = list(job.extra_eval)
-    if extra:
+    if extra and not any(o.startswith("eval.every=") for o in job.overrides):
         extra += [f"eval.every={steps}"]
     cmd = [sys.executable, "-m", "ganforge", "train", job.preset, f"name={job.name}", f"out_dir={OUT_DIR}",
            f"runtime.seed={job.seed}", f"runtime.threads={threads}", "train.progress=false", *job.overrides, *extra]
@@ -184,6 +225,22 @@ def curve_table(jobs: list[Job], metrics: list[str]) -> None:
         print("\nreal vs real: " + ", ".join(f"{m} {fmt(floor.get(m))}" for m in metrics if m in floor))
 
 
+def equal_time_table(jobs: list[Job]) -> None:
+    """Each preset's metric at every evaluated step with the minutes that step costs alone on 2
+    threads, so rows of about the same minutes compare the families at equal CPU time."""
+    print("| preset | step | minutes | oracle FID | judge FID | class accuracy |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for preset, budget in EQUAL_TIME.items():
+        members = [j for j in jobs if j.preset == preset]
+        for step in sorted({s for j in members for s in evals(j)}):
+            cells = []
+            for metric in ("oracle_fid", "judge_fid", "judge_class_acc" if "fashion" in preset else "class_acc"):
+                values = [evals(j)[step]["metrics"].get(metric) for j in members if step in evals(j)]
+                values = [v for v in values if v is not None]
+                cells.append(f"{mean(values):.3g} ({', '.join(f'{v:.3g}' for v in values)})" if values else "-")
+            print(f"| {preset} | {step} | {step * budget.s_per_step / 60:.1f} | " + " | ".join(cells) + " |")
+
+
 TABLE_METRICS = {"scarce": ["judge_fid", "judge_class_acc"],
                  "emoji": ["judge_latent/domain_acc", "judge_reference/domain_acc", "judge_latent/diversity",
                            "judge_reference/diversity"]}
@@ -192,7 +249,7 @@ TABLE_METRICS = {"scarce": ["judge_fid", "judge_class_acc"],
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", choices=["run", "table"])
-    p.add_argument("experiment", choices=["seeds", "scarce", "emoji"])
+    p.add_argument("experiment", choices=["seeds", "scarce", "emoji", "equal_time"])
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (one thread each when above 1)")
     p.add_argument("--only", default="", help="comma-separated presets to keep from the experiment")
     p.add_argument("--seeds", default="", help="comma-separated seeds to keep (default: all of the experiment's)")
@@ -209,6 +266,8 @@ def main() -> None:
         for preset in TARGETS:  # each preset's curves over its own steps
             print()
             curve_table([j for j in jobs if j.preset == preset], sorted({TARGETS[preset].metric, "judge_fid"}))
+    elif args.experiment == "equal_time":
+        equal_time_table(jobs)
     else:
         curve_table(jobs, TABLE_METRICS[args.experiment])
 
