@@ -124,12 +124,12 @@ def experiment(name: str) -> list[Job]:
 def _equal_time_jobs(preset: str) -> list[Job]:
     """Seeds 0 and 1 of ``preset`` as the equal-time comparison trains it (the five-seed runs where
     they are the same)."""
-    steps, every = EQUAL_TIME[preset].steps, EQUAL_TIME[preset].eval_every
-    if preset in TARGETS and steps == _steps_of(Job(preset, 0)):
+    budget = EQUAL_TIME[preset]
+    if preset in TARGETS and budget.steps == _steps_of(Job(preset, 0)):
         return [Job(preset, s, extra_eval=tuple(EVAL_OF.get(preset, ()))) for s in (0, 1)]
-    over = (f"train.steps={steps}", f"eval.every={every}", "eval.n=1000")
+    over = (f"train.steps={budget.steps}", f"eval.every={budget.eval_every}", "eval.n=1000")
     extra = () if _has_eval(preset) else tuple(ORACLE_EVAL)
-    return [Job(preset, s, over, tag=f"{steps}steps", extra_eval=extra) for s in (0, 1)]
+    return [Job(preset, s, over, tag=f"{budget.steps}steps", extra_eval=extra) for s in (0, 1)]
 
 
 def _has_eval(preset: str) -> bool:
@@ -201,6 +201,13 @@ def seeds_table(jobs: list[Job]) -> None:
               f" | {met} of {sum(v is not None for v in values)} |")
 
 
+def seeds_cell(members: list[Job], step: int, metric: str) -> str:
+    """``metric`` at ``step``: the mean over the runs that have it, each run's value in brackets."""
+    values = [evals(j)[step]["metrics"].get(metric) for j in members if step in evals(j)]
+    values = [v for v in values if v is not None]
+    return f"{mean(values):.3g} ({', '.join(f'{v:.3g}' for v in values)})" if values else "-"
+
+
 def curve_table(jobs: list[Job], metrics: list[str]) -> None:
     """One row per setting: each metric's mean over seeds at each evaluated step, seeds in brackets."""
     groups: dict[str, list[Job]] = {}
@@ -213,11 +220,7 @@ def curve_table(jobs: list[Job], metrics: list[str]) -> None:
     print("| --- | --- | " + " | ".join("---" for _ in steps) + " |")
     for tag, members in groups.items():
         for metric in metrics:
-            cells = []
-            for step in steps:
-                values = [evals(j)[step]["metrics"].get(metric) for j in members if step in evals(j)]
-                values = [v for v in values if v is not None]
-                cells.append(f"{mean(values):.3g} ({', '.join(f'{v:.3g}' for v in values)})" if values else "-")
+            cells = [seeds_cell(members, step, metric) for step in steps]
             if any(cell != "-" for cell in cells):  # a metric this setting's evaluation does not give
                 print(f"| {tag} | {metric} | " + " | ".join(cells) + " |")
     floor = next((last_eval(j).get("real_vs_real") for j in jobs if last_eval(j)), None)
@@ -233,11 +236,8 @@ def equal_time_table(jobs: list[Job]) -> None:
     for preset, budget in EQUAL_TIME.items():
         members = [j for j in jobs if j.preset == preset]
         for step in sorted({s for j in members for s in evals(j)}):
-            cells = []
-            for metric in ("oracle_fid", "judge_fid", "judge_class_acc" if "fashion" in preset else "class_acc"):
-                values = [evals(j)[step]["metrics"].get(metric) for j in members if step in evals(j)]
-                values = [v for v in values if v is not None]
-                cells.append(f"{mean(values):.3g} ({', '.join(f'{v:.3g}' for v in values)})" if values else "-")
+            metrics = ("oracle_fid", "judge_fid", "judge_class_acc" if "fashion" in preset else "class_acc")
+            cells = [seeds_cell(members, step, metric) for metric in metrics]
             print(f"| {preset} | {step} | {step * budget.s_per_step / 60:.1f} | " + " | ".join(cells) + " |")
 
 
