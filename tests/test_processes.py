@@ -47,9 +47,7 @@ def signal_a_training_run(run_dir, extra, sig, whole_group):
     included, or to the main process) once it trains; its exit code, stdout and stderr."""
     with process_group([PYTHON, "-m", "ganforge", "train", "wgan_gp/shapes",
                         *tiny_overrides(run_dir.parent, name=run_dir.name, **extra)]) as proc:
-        deadline = time.time() + 120
-        while time.time() < deadline and not (run_dir / "metrics.jsonl").is_file():
-            time.sleep(0.05)
+        wait_until((run_dir / "metrics.jsonl").is_file, "the first logged step")
         time.sleep(1.0)
         if whole_group:
             os.killpg(proc.pid, sig)
@@ -61,6 +59,20 @@ def signal_a_training_run(run_dir, extra, sig, whole_group):
 
 def weights(run_dir):
     return load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
+
+
+def wait_until(condition, what, timeout=120.0, poll=0.05):
+    """Poll ``condition`` until it holds; fail naming ``what`` once ``timeout`` seconds have passed."""
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(poll)
+
+
+def has_checkpoint(ckpts, step=0):
+    """Whether the run's latest checkpoint in ``ckpts`` is at ``step`` or later."""
+    latest = latest_checkpoint(ckpts)
+    return latest is not None and checkpoint_step(latest) >= step
 
 
 def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path):
@@ -215,24 +227,15 @@ def test_a_node_that_joins_and_one_that_dies_under_elastic_torchrun(tmp_path):
     env = {**python_env(), "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}  # else a joining node hangs the rendezvous
     ckpts = tmp_path / "r" / "checkpoints"
 
-    def reached(step):
-        return latest_checkpoint(ckpts) is not None and checkpoint_step(latest_checkpoint(ckpts)) >= step
-
-    def wait_for(condition, what):
-        deadline = time.time() + 120
-        while not condition():
-            assert time.time() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.1)
-
     node_a = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True)
     node_b = None
     try:
-        wait_for(lambda: reached(10), "node A's checkpoint 10")
+        wait_until(lambda: has_checkpoint(ckpts, 10), "node A's checkpoint 10")
         node_b = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)
-        wait_for(lambda: reached(1) and load_checkpoint(latest_checkpoint(ckpts))["world_size"] == 2,
-                 "a checkpoint of the two nodes")
+        wait_until(lambda: load_checkpoint(latest_checkpoint(ckpts))["world_size"] == 2,
+                   "a checkpoint of the two nodes")
         b_worker = subprocess.run(["pgrep", "-P", str(node_b.pid)], capture_output=True, text=True).stdout.split()
         assert len(b_worker) == 1, b_worker
         for pid in (node_b.pid, int(b_worker[0])):  # the node dies: its agent and its worker
@@ -280,9 +283,7 @@ def test_ddp_run_that_loses_a_process_stops_and_resumes_on_one(tmp_path):
     with process_group([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
                         "ganforge", "train", "wgan_gp/shapes", *args]) as proc:
         ckpts = tmp_path / "r" / "checkpoints"
-        deadline = time.time() + 120
-        while latest_checkpoint(ckpts) is None and time.time() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: has_checkpoint(ckpts), "the first checkpoint", poll=0.2)
         workers = subprocess.run(["pgrep", "-f", f"[-]u -m ganforge train wgan_gp/shapes out_dir={tmp_path}"],
                                  capture_output=True, text=True).stdout.split()
         assert len(workers) == 2, workers
@@ -311,10 +312,7 @@ def test_torchrun_restarts_a_killed_worker_and_the_run_ends_as_the_uninterrupted
     assert straight.returncode == 0, straight.stderr[-3000:]
     ckpts = tmp_path / "b" / "r" / "checkpoints"
     with process_group([*torchrun, *tiny_overrides(tmp_path / "b", name="r", **extra)]) as proc:
-        deadline = time.time() + 120
-        while time.time() < deadline and (latest_checkpoint(ckpts) is None or
-                                          checkpoint_step(latest_checkpoint(ckpts)) < 4):
-            time.sleep(0.05)
+        wait_until(lambda: has_checkpoint(ckpts, 4), "checkpoint 4")
         workers = subprocess.run(["pgrep", "-f", f"[-]u -m ganforge train wgan_gp/shapes out_dir={tmp_path / 'b'}"],
                                  capture_output=True, text=True).stdout.split()
         assert len(workers) == 2, workers
@@ -373,10 +371,7 @@ def test_a_rank_that_hangs_is_named_within_the_timeout(tmp_path):
     with process_group([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
                         "ganforge", "train", "wgan_gp/shapes", *args]) as proc:
         ckpts = tmp_path / "r" / "checkpoints"
-        deadline = time.time() + 120
-        while time.time() < deadline and (latest_checkpoint(ckpts) is None or
-                                          checkpoint_step(latest_checkpoint(ckpts)) < 4):
-            time.sleep(0.05)
+        wait_until(lambda: has_checkpoint(ckpts, 4), "checkpoint 4")
         workers = [int(p) for p in subprocess.run(
             ["pgrep", "-f", f"[-]u -m ganforge train wgan_gp/shapes out_dir={tmp_path}"],
             capture_output=True, text=True).stdout.split()]
@@ -407,9 +402,7 @@ def test_sigterm_to_torchrun_stops_both_ranks_at_one_step_with_one_checkpoint(tm
     with process_group([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                         "--redirects=3", f"--log-dir={logs}", "-m", "ganforge", "train", "wgan_gp/shapes",
                         *args]) as proc:
-        deadline = time.time() + 120
-        while time.time() < deadline and not (tmp_path / "r" / "metrics.jsonl").is_file():
-            time.sleep(0.05)
+        wait_until((tmp_path / "r" / "metrics.jsonl").is_file, "the first logged step")
         time.sleep(1.0)
         sent = time.time()
         proc.send_signal(signal.SIGTERM)
@@ -435,12 +428,7 @@ def test_kill_9_at_any_moment_then_resume_equals_the_uninterrupted_run(tmp_path)
     proc = subprocess.Popen([PYTHON, "-m", "ganforge", "train", "wgan_gp/shapes",
                              *tiny_overrides(tmp_path / "b", name="r", **extra)],
                             env=python_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        ckpt = latest_checkpoint(run_dir / "checkpoints")
-        if ckpt is not None and int(ckpt.stem.split("-")[1]) >= 6:
-            break
-        time.sleep(0.05)
+    wait_until(lambda: proc.poll() is not None or has_checkpoint(run_dir / "checkpoints", 6), "checkpoint 6")
     assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
