@@ -167,6 +167,17 @@ REAL_PRESETS = {  # preset -> what it needs; each trains one step at its own siz
 }
 
 
+@pytest.mark.parametrize("preset", [pytest.param(p, marks=m) for p, m in REAL_PRESETS.items()])
+def test_real_data_presets_evaluate_as_many_images_as_their_data_holds(preset):
+    """The size check a run makes before step 1 (the test below trains with the evaluation off)."""
+    from ganforge.metrics.evaluate import check_sizes, parse_metrics
+    from ganforge.presets import load_config
+
+    cfg = load_config(preset, [])
+    dataset = build_dataset(cfg.data, cfg.runtime.seed)
+    check_sizes(parse_metrics(cfg.eval.metrics), dataset, None, cfg.eval.n, stories=False)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", [pytest.param(p, marks=m) for p, m in REAL_PRESETS.items()])
 def test_real_data_presets_train_and_sample_at_their_own_size(preset, tmp_path):

@@ -174,7 +174,7 @@ class Evaluator:
         self.n, self.seed, self.batch_size = n, seed, batch_size
         self.device = torch.device(device)
         stories = hasattr(dataset, "video_len")
-        _check_sizes(self.groups, dataset, family_eval, n, stories)
+        check_sizes(self.groups, dataset, family_eval, n, stories)
         self.info: dict[str, Any] = {"metrics_requested": self.groups, "seed": seed}
         # Built before any image is touched: a missing weights file must fail in the first second.
         with torch.random.fork_rng(devices=[]):  # building modules must not move the caller's RNG streams
@@ -315,7 +315,7 @@ class Evaluator:
         return result
 
 
-def _check_sizes(groups: list[str], dataset: Any, family_eval: Any, n: int, stories: bool) -> None:
+def check_sizes(groups: list[str], dataset: Any, family_eval: Any, n: int, stories: bool) -> None:
     """Enough images (or stories) for ``n``, and ``n`` large enough to compare distributions."""
     if stories or "story" in groups:
         _check_story_request(groups, dataset, family_eval, n)
