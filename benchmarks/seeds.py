@@ -7,8 +7,10 @@ evaluation exists is not trained again, so an interrupted matrix continues where
 
     .venv/bin/python benchmarks/seeds.py run seeds --jobs 2       # five seeds of each fast preset
     .venv/bin/python benchmarks/seeds.py run scarce --jobs 2      # BigGAN on 10% / 2% of Fashion-MNIST
-    .venv/bin/python benchmarks/seeds.py run emoji                # StarGAN v2 on three emoji groups
+    .venv/bin/python benchmarks/seeds.py run scarce_long --jobs 2 # ... 2% for 4,000 steps
+    .venv/bin/python benchmarks/seeds.py run emoji --jobs 2       # StarGAN v2 and BigGAN on emoji groups
     .venv/bin/python benchmarks/seeds.py run equal_time --jobs 2  # R3GAN, BigGAN, WGAN-GP at equal CPU time
+    .venv/bin/python benchmarks/seeds.py run thirty --jobs 2      # each real-data preset for 30 minutes
     .venv/bin/python benchmarks/seeds.py table seeds              # the markdown tables of benchmarks/README.md
 
 ``--jobs 2`` trains two runs at once with one thread each, which on 2 cores finishes a matrix sooner
@@ -103,6 +105,15 @@ EQUAL_TIME = {
 }
 
 
+# Each real-data preset trained for as many steps as 30 minutes alone on 2 threads buy (seed 0): the
+# steps are 30 minutes over the seconds per step, rounded down to the preset's evaluation interval
+THIRTY_MINUTES = {
+    "wgan_gp/fashion_mnist": Budget(14000, 1000, 0.127),
+    "biggan/fashion_mnist": Budget(8000, 500, 0.213),
+    "starganv2/emoji": Budget(3500, 500, 0.510),
+}
+
+
 def experiment(name: str) -> list[Job]:
     """The runs of experiment ``name``."""
     if name == "seeds":
@@ -114,11 +125,17 @@ def experiment(name: str) -> list[Job]:
                                                 *(["eval.n=500"] if f < 0.05 else []), *over),
                     tag=f"{round(f * 100)}pct-{key.replace(' + ', '-').lower()}")
                 for f in (0.1, 0.02) for key, over in AUGMENT.items() for s in (0, 1)]
+    if name == "scarce_long":
+        # the 2% rows without and with DiffAugment, four times as long
+        return [Job("biggan/fashion_mnist", s, ("data.fraction=0.02", "train.steps=4000", "eval.n=500", *AUGMENT[key]),
+                    tag=f"2pct-{key.lower()}-4000steps") for key in ("none", "DiffAugment") for s in (0, 1)]
     if name == "emoji":
-        return [Job("starganv2/emoji", s) for s in (0, 1)]
+        return [Job(p, s) for p in ("starganv2/emoji", "biggan/emoji") for s in (0, 1)]
     if name == "equal_time":
         return [job for preset in EQUAL_TIME for job in _equal_time_jobs(preset)]
-    raise SystemExit(f"unknown experiment {name!r}: seeds, scarce, emoji or equal_time")
+    if name == "thirty":
+        return [Job(p, 0, (f"train.steps={b.steps}",), tag="30min") for p, b in THIRTY_MINUTES.items()]
+    raise SystemExit(f"unknown experiment {name!r}: seeds, scarce, scarce_long, emoji, equal_time or thirty")
 
 
 def _equal_time_jobs(preset: str) -> list[Job]:
@@ -241,15 +258,36 @@ def equal_time_table(jobs: list[Job]) -> None:
             print(f"| {preset} | {step} | {step * budget.s_per_step / 60:.1f} | " + " | ".join(cells) + " |")
 
 
-TABLE_METRICS = {"scarce": ["judge_fid", "judge_class_acc"],
-                 "emoji": ["judge_latent/domain_acc", "judge_reference/domain_acc", "judge_latent/diversity",
+def thirty_minutes_table(jobs: list[Job]) -> None:
+    """Each preset at its own last step and at the last evaluation within 10, 20 and 30 minutes of
+    training alone on 2 threads, with the sample grid of that step."""
+    print("| preset | step | minutes | judge FID | class accuracy | domain accuracy (latent / reference) | samples |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for job in jobs:
+        budget = THIRTY_MINUTES[job.preset]
+        records = evals(job)
+        shown = {_steps_of(Job(job.preset, 0))}
+        for minutes in (10, 20, 30):
+            within = [step for step in records if step * budget.s_per_step <= minutes * 60]
+            shown |= {max(within)} if within else set()
+        for step in sorted(shown & set(records)):
+            metrics = records[step]["metrics"]
+            grid = job.run_dir / "samples" / f"step-{step:08d}.png"
+            domains = [metrics.get(f"judge_{guide}/domain_acc") for guide in ("latent", "reference")]
+            domain_cell = " / ".join(fmt(v) for v in domains) if any(v is not None for v in domains) else "-"
+            print(f"| {job.preset} | {step} | {step * budget.s_per_step / 60:.1f} | {fmt(metrics.get('judge_fid'))} | "
+                  f"{fmt(metrics.get('judge_class_acc'))} | {domain_cell} | {grid if grid.is_file() else '-'} |")
+
+
+TABLE_METRICS = {"scarce": ["judge_fid", "judge_class_acc"], "scarce_long": ["judge_fid", "judge_class_acc"],
+                 "emoji": ["judge_class_acc", "judge_fid", "judge_latent/domain_acc", "judge_reference/domain_acc", "judge_latent/diversity",
                            "judge_reference/diversity"]}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", choices=["run", "table"])
-    p.add_argument("experiment", choices=["seeds", "scarce", "emoji", "equal_time"])
+    p.add_argument("experiment", choices=["seeds", "scarce", "scarce_long", "emoji", "equal_time", "thirty"])
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (one thread each when above 1)")
     p.add_argument("--only", default="", help="comma-separated presets to keep from the experiment")
     p.add_argument("--seeds", default="", help="comma-separated seeds to keep (default: all of the experiment's)")
@@ -268,6 +306,8 @@ def main() -> None:
             curve_table([j for j in jobs if j.preset == preset], sorted({TARGETS[preset].metric, "judge_fid"}))
     elif args.experiment == "equal_time":
         equal_time_table(jobs)
+    elif args.experiment == "thirty":
+        thirty_minutes_table(jobs)
     else:
         curve_table(jobs, TABLE_METRICS[args.experiment])
 
