@@ -110,6 +110,7 @@ EQUAL_TIME = {
 THIRTY_MINUTES = {
     "wgan_gp/fashion_mnist": Budget(14000, 1000, 0.127),
     "biggan/fashion_mnist": Budget(8000, 500, 0.213),
+    "biggan/emoji": Budget(8500, 500, 0.202),
     "starganv2/emoji": Budget(3500, 500, 0.510),
 }
 
