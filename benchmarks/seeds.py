@@ -86,8 +86,9 @@ EVAL_OF = {"wgan_gp/demo": ORACLE_EVAL}
 
 @dataclass(frozen=True)
 class Budget:
-    """How a preset trains in the equal-time comparison: its steps, evaluation interval, and its
-    seconds per step alone on 2 threads (`ganforge bench PRESET --steps 10 --warmup 3 --no-peak`)."""
+    """How a preset trains in a comparison by CPU time (equal time, 30 minutes): its steps,
+    evaluation interval, and its seconds per step alone on 2 threads (`ganforge bench PRESET
+    --no-peak`: --steps 10 --warmup 3 for the equal-time rows, --steps 20 --warmup 5 for the others)."""
 
     steps: int
     eval_every: int
