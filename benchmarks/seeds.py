@@ -8,6 +8,7 @@ evaluation exists is not trained again, so an interrupted matrix continues where
     .venv/bin/python benchmarks/seeds.py run seeds --jobs 2       # five seeds of each fast preset
     .venv/bin/python benchmarks/seeds.py run scarce --jobs 2      # BigGAN on 10% / 2% of Fashion-MNIST
     .venv/bin/python benchmarks/seeds.py run scarce_long --jobs 2 # ... 2% for 4,000 steps
+    .venv/bin/python benchmarks/seeds.py run scarce_thirty --jobs 2  # ... 2% for 30 minutes (8,000 steps)
     .venv/bin/python benchmarks/seeds.py run emoji --jobs 2       # StarGAN v2 and BigGAN on emoji groups
     .venv/bin/python benchmarks/seeds.py run equal_time --jobs 2  # R3GAN, BigGAN, WGAN-GP at equal CPU time
     .venv/bin/python benchmarks/seeds.py run thirty --jobs 2      # each real-data preset for 30 minutes
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -127,17 +129,24 @@ def experiment(name: str) -> list[Job]:
                                                 *(["eval.n=500"] if f < 0.05 else []), *over),
                     tag=f"{round(f * 100)}pct-{key.replace(' + ', '-').lower()}")
                 for f in (0.1, 0.02) for key, over in AUGMENT.items() for s in (0, 1)]
-    if name == "scarce_long":
-        # the 2% rows without and with DiffAugment, four times as long
-        return [Job("biggan/fashion_mnist", s, ("data.fraction=0.02", "train.steps=4000", "eval.n=500", *AUGMENT[key]),
-                    tag=f"2pct-{key.lower()}-4000steps") for key in ("none", "DiffAugment") for s in (0, 1)]
+    if name == "scarce_long":  # the 2% rows without and with DiffAugment, four times as long
+        return _two_percent_jobs(4000, (0, 1), "4000steps")
+    if name == "scarce_thirty":  # ... for the steps 30 minutes buy the full-data preset
+        return _two_percent_jobs(THIRTY_MINUTES["biggan/fashion_mnist"].steps, (0, 1), "30min")
     if name == "emoji":
         return [Job(p, s) for p in ("starganv2/emoji", "biggan/emoji") for s in (0, 1)]
     if name == "equal_time":
         return [job for preset in EQUAL_TIME for job in _equal_time_jobs(preset)]
     if name == "thirty":
         return [Job(p, 0, (f"train.steps={b.steps}",), tag="30min") for p, b in THIRTY_MINUTES.items()]
-    raise SystemExit(f"unknown experiment {name!r}: seeds, scarce, scarce_long, emoji, equal_time or thirty")
+    raise SystemExit(f"unknown experiment {name!r}: seeds, scarce, scarce_long, scarce_thirty, emoji, equal_time "
+                     "or thirty")
+
+
+def _two_percent_jobs(steps: int, seeds: tuple[int, ...], suffix: str) -> list[Job]:
+    """BigGAN on 2% of Fashion-MNIST without and with DiffAugment for ``steps`` steps."""
+    return [Job("biggan/fashion_mnist", s, ("data.fraction=0.02", f"train.steps={steps}", "eval.n=500", *AUGMENT[key]),
+                tag=f"2pct-{key.lower()}-{suffix}") for key in ("none", "DiffAugment") for s in seeds]
 
 
 def _equal_time_jobs(preset: str) -> list[Job]:
@@ -159,16 +168,18 @@ def _has_eval(preset: str) -> bool:
 
 def last_eval(job: Job) -> dict | None:
     """The last evaluation of ``job``'s run, or None when it has none."""
-    files = sorted((job.run_dir / "eval").glob("step-*.json"), key=lambda p: int(p.stem.split("-")[1]))
-    return json.loads(files[-1].read_text()) if files else None
+    records = evals(job)
+    return records[max(records)] if records else None
 
 
 def evals(job: Job) -> dict[int, dict]:
-    """Every evaluation of ``job``'s run by step."""
+    """Every evaluation the run made while training, by step (not those `ganforge evaluate` added
+    later, such as step-N-ema.json against other data)."""
     out = {}
     for path in (job.run_dir / "eval").glob("step-*.json"):
-        record = json.loads(path.read_text())
-        out[record["step"]] = record
+        if re.fullmatch(r"step-\d+", path.stem):
+            record = json.loads(path.read_text())
+            out[record["step"]] = record
     return out
 
 
@@ -282,6 +293,7 @@ def thirty_minutes_table(jobs: list[Job]) -> None:
 
 
 TABLE_METRICS = {"scarce": ["judge_fid", "judge_class_acc"], "scarce_long": ["judge_fid", "judge_class_acc"],
+                 "scarce_thirty": ["judge_fid", "judge_class_acc"],
                  "emoji": ["judge_class_acc", "judge_fid", "judge_latent/domain_acc", "judge_reference/domain_acc", "judge_latent/diversity",
                            "judge_reference/diversity"]}
 
@@ -289,7 +301,8 @@ TABLE_METRICS = {"scarce": ["judge_fid", "judge_class_acc"], "scarce_long": ["ju
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", choices=["run", "table"])
-    p.add_argument("experiment", choices=["seeds", "scarce", "scarce_long", "emoji", "equal_time", "thirty"])
+    p.add_argument("experiment", choices=["seeds", "scarce", "scarce_long", "scarce_thirty", "emoji", "equal_time",
+                                                   "thirty"])
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (one thread each when above 1)")
     p.add_argument("--only", default="", help="comma-separated presets to keep from the experiment")
     p.add_argument("--seeds", default="", help="comma-separated seeds to keep (default: all of the experiment's)")
