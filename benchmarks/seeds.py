@@ -118,6 +118,9 @@ THIRTY_MINUTES = {
 }
 
 
+EXPERIMENTS = ("seeds", "scarce", "scarce_long", "scarce_thirty", "emoji", "equal_time", "thirty")
+
+
 def experiment(name: str) -> list[Job]:
     """The runs of experiment ``name``."""
     if name == "seeds":
@@ -139,8 +142,7 @@ def experiment(name: str) -> list[Job]:
         return [job for preset in EQUAL_TIME for job in _equal_time_jobs(preset)]
     if name == "thirty":
         return [Job(p, 0, (f"train.steps={b.steps}",), tag="30min") for p, b in THIRTY_MINUTES.items()]
-    raise SystemExit(f"unknown experiment {name!r}: seeds, scarce, scarce_long, scarce_thirty, emoji, equal_time "
-                     "or thirty")
+    raise SystemExit(f"unknown experiment {name!r}: {', '.join(EXPERIMENTS)}")
 
 
 def _two_percent_jobs(steps: int, seeds: tuple[int, ...], suffix: str) -> list[Job]:
@@ -292,8 +294,8 @@ def thirty_minutes_table(jobs: list[Job]) -> None:
                   f"{fmt(metrics.get('judge_class_acc'))} | {domain_cell} | {grid if grid.is_file() else '-'} |")
 
 
-TABLE_METRICS = {"scarce": ["judge_fid", "judge_class_acc"], "scarce_long": ["judge_fid", "judge_class_acc"],
-                 "scarce_thirty": ["judge_fid", "judge_class_acc"],
+SCARCE_METRICS = ["judge_fid", "judge_class_acc"]
+TABLE_METRICS = {"scarce": SCARCE_METRICS, "scarce_long": SCARCE_METRICS, "scarce_thirty": SCARCE_METRICS,
                  "emoji": ["judge_class_acc", "judge_fid", "judge_latent/domain_acc", "judge_reference/domain_acc", "judge_latent/diversity",
                            "judge_reference/diversity"]}
 
@@ -301,8 +303,7 @@ TABLE_METRICS = {"scarce": ["judge_fid", "judge_class_acc"], "scarce_long": ["ju
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", choices=["run", "table"])
-    p.add_argument("experiment", choices=["seeds", "scarce", "scarce_long", "scarce_thirty", "emoji", "equal_time",
-                                                   "thirty"])
+    p.add_argument("experiment", choices=EXPERIMENTS)
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (one thread each when above 1)")
     p.add_argument("--only", default="", help="comma-separated presets to keep from the experiment")
     p.add_argument("--seeds", default="", help="comma-separated seeds to keep (default: all of the experiment's)")
