@@ -150,8 +150,11 @@ def test_import_never_runs_code_from_a_file(tmp_path):
 
 
 def tiny(tmp_path, **extra):
+    # The ImageNet models' shared embedding and hierarchical z (the shapes preset has the CIFAR
+    # script's per-class conditioning): the class-interpolation sheets and G_ortho's exclusion need them.
     base = {"out_dir": str(tmp_path), "name": "run", "model.g_ch": 4, "model.d_ch": 4, "model.dim_z": 16,
-            "model.shared_dim": 8, "data.length": 64, "data.num_workers": 0, "train.batch_size": 6, "train.steps": 4,
+            "model.g_shared": True, "model.hier": True, "model.shared_dim": 8, "data.length": 64,
+            "data.num_workers": 0, "train.batch_size": 6, "train.steps": 4,
             "train.log_every": 1, "train.sample_every": 2, "train.ckpt_every": 2, "train.sample_count": 4,
             "train.progress": False, "train.tensorboard": False, "runtime.deterministic": True,
             "runtime.device": "cpu", "train.ema.start": 2, "eval.every": 0, "runtime.precision": "fp32",
@@ -165,7 +168,7 @@ def _snapshot(net):
 
 
 def test_each_phase_updates_only_its_network(tmp_path):
-    trainer = Trainer(load_config("biggan/shapes", tiny(tmp_path)))
+    trainer = Trainer(load_config("biggan/shapes", tiny(tmp_path, **{"recipe.num_d_steps": 2})))
     G, D = trainer.recipe.networks["G"], trainer.recipe.networks["D"]
     phases = list(trainer.recipe.phases)
     assert [(p.name, p.repeats) for p in phases] == [("D", 2), ("G", 1)]
@@ -200,7 +203,8 @@ def test_ortho_runs_between_backward_and_step_and_skips_the_shared_embedding(tmp
     real = recipe_module.add_ortho_gradient
     monkeypatch.setattr(recipe_module, "add_ortho_gradient",
                         lambda net, s, ex: calls.append((type(net).__name__, s, len(ex))) or real(net, s, ex))
-    trainer = Trainer(load_config("biggan/shapes", tiny(tmp_path, **{"recipe.g_ortho": 1e-4, "recipe.d_ortho": 2e-4})))
+    trainer = Trainer(load_config("biggan/shapes", tiny(tmp_path, **{"recipe.g_ortho": 1e-4, "recipe.d_ortho": 2e-4,
+                                                                     "recipe.num_d_steps": 2})))
     trainer.train_step()
     assert calls == [("BigganDiscriminator", 2e-4, 0)] * 2 + [("BigganGenerator", 1e-4, 1)]
 
