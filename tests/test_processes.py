@@ -136,7 +136,7 @@ def test_biggan_two_process_ddp_matches_one_process(tmp_path):
     # out: in G every conv/linear bias feeds a batch norm that cancels it, so its gradient is float
     # noise that Adam scales up to +-lr in both runs, in unrelated directions. The same can happen to
     # a single entry of a class table (a class seen once in the batch, through a channel its sample
-    # leaves near zero), so one entry in 200 may differ by such a step.
+    # leaves near zero), so each weight's one farthest entry is left out of its gap.
     cfg = load_config("biggan/shapes", [f"out_dir={tmp_path / 'init'}", *args])
     init = {k: v.state_dict() for k, v in Trainer(cfg).recipe.networks.items()}
     a, b = weights(tmp_path / "one" / "r"), weights(tmp_path / "two" / "r")
@@ -144,10 +144,10 @@ def test_biggan_two_process_ddp_matches_one_process(tmp_path):
         for key, w0 in init[net].items():
             if w0.dim() < 2 or not key.endswith("weight"):
                 continue
-            moved = (a["networks"][net][key] - w0).abs().max()
-            apart = (a["networks"][net][key] - b["networks"][net][key]).abs() > 1e-2 * moved
+            moved = (a["networks"][net][key] - w0).norm()
+            gap = (a["networks"][net][key] - b["networks"][net][key]).abs().flatten().sort().values[:-1].norm()
             assert moved > 0, f"{net}.{key} did not train"
-            assert apart.sum() <= max(1, apart.numel() // 200), f"{net}.{key}: {apart.sum()} entries apart"
+            assert gap <= 1e-2 * moved, f"{net}.{key}: gap {gap:.3g} vs moved {moved:.3g}"
 
 
 def test_r3gan_two_process_ddp_matches_one_process(tmp_path):
